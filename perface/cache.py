@@ -1,0 +1,36 @@
+"""Where perface keeps derived files (parsed weights, chip and embedding caches).
+
+Resolution order: an explicit argument, then the ``PERFACE_CACHE`` environment variable, then the
+platform's user cache directory (``~/.cache/perface`` on Linux). Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "PERFACE_CACHE"
+
+
+def cache_dir(path: str | os.PathLike | None = None, *, create: bool = True) -> Path:
+    """Return the cache directory, creating it when ``create`` is true.
+
+    Args:
+        path: Explicit directory; wins over everything else.
+        create: Make the directory (and parents) if missing.
+
+    Returns:
+        Absolute path of the cache directory.
+    """
+    if path is not None:
+        root = Path(path)
+    elif os.environ.get(ENV_VAR):
+        root = Path(os.environ[ENV_VAR])
+    else:
+        import platformdirs
+
+        root = Path(platformdirs.user_cache_dir("perface", appauthor=False))
+    root = root.expanduser().resolve()
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    return root
