@@ -1,0 +1,103 @@
+"""Image -> faces -> aligned chips, following a :class:`perface.preprocessing.Preprocessing`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from perface.errors import NoFaceError
+from perface.face.align import align_arcface, align_dlib
+from perface.face.detector import FaceDetector
+from perface.face.face import Face
+from perface.face.landmarks import LandmarkPredictor, arcface_points
+from perface.preprocessing import Preprocessing
+
+ON_NO_FACE = ("error", "skip", "whole-image")
+
+
+@dataclass
+class AlignedFace:
+    """One face ready for the network: its index among the image's faces (largest first), record and chip.
+
+    ``chip`` is uint8 (size, size, 3) RGB.
+    """
+
+    index: int
+    face: Face
+    chip: np.ndarray
+
+
+class FacePipeline:
+    """Detect, landmark and align faces for one preprocessing.
+
+    Args:
+        preprocessing: Chip size, template and padding (travels with the model weights).
+        detector: ``"hog"`` or ``"cnn"`` (see :class:`FaceDetector`).
+        upsample: Detector upsampling steps.
+        max_side: Detection runs on a copy at most this many pixels on its longer side.
+    """
+
+    def __init__(self, preprocessing: Preprocessing, detector: str = "hog", upsample: int = 1, max_side: int = 1024):
+        self.preprocessing = preprocessing
+        self.detector = FaceDetector(detector, upsample=upsample, max_side=max_side)
+        # dlib chips follow dlib's 5-point alignment; ArcFace needs eye centres and mouth corners (68 points).
+        self.landmarks = LandmarkPredictor(5 if preprocessing.alignment == "dlib" else 68)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces in ``image`` (uint8 (H, W, 3) RGB), largest first, with landmarks."""
+        return [
+            Face(box=box, score=score, landmarks=self.landmarks(image, box), detector=self.detector.kind)
+            for box, score in self.detector(image)
+        ]
+
+    def whole_image_face(self, image: np.ndarray) -> Face:
+        """The whole image as the face box (for tight crops such as UTKFace), landmarks predicted inside it."""
+        h, w = image.shape[:2]
+        box = (0.0, 0.0, float(w), float(h))
+        return Face(box=box, score=float("nan"), landmarks=self.landmarks(image, box), detector="whole-image")
+
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """uint8 (size, size, 3) chip of ``face``."""
+        p = self.preprocessing
+        if p.alignment == "dlib":
+            return align_dlib(image, face.box, face.landmarks, size=p.size, padding=p.padding)
+        return align_arcface(image, arcface_points(face.landmarks), size=p.size)
+
+    def __call__(self, image: np.ndarray, face: str | int = "largest", on_no_face: str = "error",
+                 name: str = "image") -> list[AlignedFace]:
+        """Faces of ``image`` as chips.
+
+        Args:
+            image: uint8 (H, W, 3) RGB.
+            face: ``"largest"`` (default), ``"all"``, or an index k into the faces sorted largest first.
+            on_no_face: ``"error"`` raises :class:`NoFaceError`, ``"skip"`` returns ``[]``, ``"whole-image"``
+                uses the whole image as the face box (never applied silently: only when asked).
+            name: How to call the image in error messages (usually its path).
+
+        Raises:
+            NoFaceError: no face (with ``on_no_face="error"``) or fewer faces than index k + 1.
+        """
+        if on_no_face not in ON_NO_FACE:
+            raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")
+        faces = self.detect(image)
+        if not faces:
+            if on_no_face == "skip":
+                return []
+            if on_no_face == "whole-image":
+                whole = self.whole_image_face(image)
+                return [AlignedFace(0, whole, self.align(image, whole))]
+            raise NoFaceError(
+                f"no face found in {name}; if it is already a tight face crop use --on-no-face whole-image, "
+                f"or try --upsample {self.detector.upsample + 1} / --detector cnn for small or turned faces"
+            )
+        if face == "largest":
+            chosen = [(0, faces[0])]
+        elif face == "all":
+            chosen = list(enumerate(faces))
+        else:
+            k = int(face)
+            if not 0 <= k < len(faces):
+                raise NoFaceError(f"{name} has {len(faces)} face(s); face index {k} does not exist (use 0..{len(faces) - 1})")
+            chosen = [(k, faces[k])]
+        return [AlignedFace(i, f, self.align(image, f)) for i, f in chosen]
