@@ -27,7 +27,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = str(exc)
-        print(msg if msg.startswith("perface") else f"perface: {msg}", file=sys.stderr)
+        print(msg if msg.startswith("perface:") else f"perface: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("perface: interrupted", file=sys.stderr)
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         from perface.errors import PerFaceError
 
         if isinstance(exc, PerFaceError):
-            print(f"perface: {exc}", file=sys.stderr)
+            msg = " ".join(str(exc).split())  # always one line
+            print(msg if msg.startswith("perface:") else f"perface: {msg}", file=sys.stderr)
         elif isinstance(exc, OSError):
             name = getattr(exc, "filename", None)
             print(f"perface: {name or ''}{': ' if name else ''}{exc.strerror or exc} (check the path and permissions)",

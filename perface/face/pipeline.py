@@ -66,7 +66,12 @@ class FacePipeline:
 
     def __call__(self, image: np.ndarray, face: str | int = "largest", on_no_face: str = "error",
                  name: str = "image") -> list[AlignedFace]:
-        """Faces of ``image`` as chips.
+        """Detect, select and align: ``select(image, detect(image), ...)``."""
+        return self.select(image, self.detect(image), face=face, on_no_face=on_no_face, name=name)
+
+    def select(self, image: np.ndarray, faces: list[Face], face: str | int = "largest", on_no_face: str = "error",
+               name: str = "image") -> list[AlignedFace]:
+        """Chips of the chosen faces among ``faces`` (as returned by :meth:`detect`).
 
         Args:
             image: uint8 (H, W, 3) RGB.
@@ -80,7 +85,6 @@ class FacePipeline:
         """
         if on_no_face not in ON_NO_FACE:
             raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")
-        faces = self.detect(image)
         if not faces:
             if on_no_face == "skip":
                 return []

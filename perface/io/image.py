@@ -91,7 +91,7 @@ def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         with open(path, "rb") as fh:
             return _decode(fh, name, max_pixels, head=head)
     raise ImageLoadError(
-        f"perface could not read {type(source).__name__!r} object: expected a path, bytes, a PIL.Image.Image "
+        f"could not read {type(source).__name__!r} object: expected a path, bytes, a PIL.Image.Image "
         "or a numpy array; pass one of those"
     )
 
@@ -288,7 +288,7 @@ def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
 
 
 def _msg(name: str, problem: str, fix: str) -> str:
-    return " ".join(f"perface could not read {_quote(name)}: {problem}; {fix}".split())
+    return " ".join(f"could not read {_quote(name)}: {problem}; {fix}".split())
 
 
 def _quote(name: str) -> str:

@@ -57,7 +57,7 @@ def _load_error(source, **kwargs) -> str:
         load_image(source, **kwargs)
     msg = str(info.value)
     assert "\n" not in msg
-    assert msg.startswith("perface could not read ")
+    assert msg.startswith("could not read ")
     assert "; " in msg, f"message has no fix: {msg}"
     return msg
 

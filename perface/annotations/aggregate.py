@@ -1,0 +1,175 @@
+"""From judgments to triplets, and how much the judges agree.
+
+**Votes.** Judgments on the same anchor and the same pair of candidates count as one triplet, whatever the
+order in which the candidates were shown; the triplet keeps the orientation of its first judgment (input
+order), ``n_a`` / ``n_b`` count the judges who picked ``a`` / ``b`` and ``p_a = n_a / (n_a + n_b)``.
+
+**Per annotator** (:func:`annotator_quality`):
+
+* ``loo_agreement``: share of the annotator's judgments that agree with the majority of the *other*
+  annotators on the same triplet (leave-one-out). Triplets where the others tie or nobody else answered are
+  not counted (``n_compared`` says how many were).
+* ``gold_accuracy``: share of correct answers on gold triplets (``is_gold`` with a ``gold_choice``).
+
+:func:`filter_annotators` drops every judgment of annotators below a threshold and reports them; annotators
+with fewer than ``min_compared`` comparisons (or no gold answers) are kept, since there is no evidence.
+
+**Overall** (:func:`agreement`): on triplets with two or more judgments,
+
+* ``mean_pairwise_agreement``: for each triplet the share of pairs of judgments that agree,
+  ``(n_a(n_a-1) + n_b(n_b-1)) / (m(m-1))`` with ``m = n_a + n_b``, averaged over triplets;
+* ``krippendorff_alpha``: Krippendorff's alpha for nominal data (units = triplets, values = the chosen image),
+  ``1 - (n - 1) * sum_u n_a,u n_b,u / (m_u - 1) / (N_a N_b)`` with ``n`` pairable values and ``N_a``, ``N_b``
+  their totals per category (candidate order canonicalised). 1 = perfect agreement, 0 = chance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["aggregate", "agreement", "annotator_quality", "filter_annotators", "vote_table"]
+
+
+def vote_table(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Judgments with a canonical triplet key: adds ``lo``, ``hi`` (sorted candidates), ``vote_lo`` (bool)."""
+    j = judgments.reset_index(drop=True)
+    a = j["a"].astype(str).to_numpy()
+    b = j["b"].astype(str).to_numpy()
+    choice = j["choice"].astype(str).str.lower().to_numpy()
+    lo = np.where(a <= b, a, b)
+    hi = np.where(a <= b, b, a)
+    chosen = np.where(choice == "a", a, b)
+    out = j.copy()
+    out["lo"], out["hi"], out["vote_lo"] = lo, hi, chosen == lo
+    return out
+
+
+def aggregate(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Votes -> one row per triplet: ``anchor, a, b, n_a, n_b, p_a`` (+ ``split``, ``source`` when present).
+
+    ``split`` / ``source`` of a triplet are those of its first judgment.
+    """
+    if len(judgments) == 0:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
+                             (("anchor", str), ("a", str), ("b", str), ("n_a", "Int64"), ("n_b", "Int64"),
+                              ("p_a", float))})
+    v = vote_table(judgments)
+    v["_order"] = np.arange(len(v))
+    keys = ["anchor", "lo", "hi"]
+    grouped = v.groupby(keys, sort=False)
+    first = grouped.first()
+    n_lo = grouped["vote_lo"].sum().astype(int)
+    n = grouped.size()
+    out = first[["a", "b", "_order"]].copy()
+    a_is_lo = (out["a"].astype(str) == out.index.get_level_values("lo")).to_numpy()
+    n_lo_v, n_v = n_lo.to_numpy(), n.to_numpy()
+    out["n_a"] = np.where(a_is_lo, n_lo_v, n_v - n_lo_v)
+    out["n_b"] = n_v - out["n_a"].to_numpy()
+    out["p_a"] = out["n_a"] / (out["n_a"] + out["n_b"])
+    for col in ("split", "source"):
+        if col in first.columns:
+            out[col] = first[col].to_numpy()
+    out = out.reset_index().sort_values("_order")
+    cols = ["anchor", "a", "b", "n_a", "n_b", "p_a"] + [c for c in ("split", "source") if c in out.columns]
+    out = out[cols].reset_index(drop=True)
+    out["n_a"] = out["n_a"].astype("Int64")
+    out["n_b"] = out["n_b"].astype("Int64")
+    return out
+
+
+def annotator_quality(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Per annotator: ``n_judgments, n_compared, loo_agreement, n_gold, gold_accuracy`` (NaN when undefined)."""
+    cols = ["annotator_id", "n_judgments", "n_compared", "loo_agreement", "n_gold", "gold_accuracy"]
+    if len(judgments) == 0:
+        return pd.DataFrame(columns=cols)
+    v = vote_table(judgments)
+    keys = ["anchor", "lo", "hi"]
+    v["vote_lo_i"] = v["vote_lo"].astype(int)
+    tot = v.groupby(keys, sort=False)["vote_lo_i"].agg(["sum", "size"]).rename(columns={"sum": "t_lo", "size": "t_n"})
+    own = v.groupby(keys + ["annotator_id"], sort=False)["vote_lo_i"].agg(["sum", "size"]).rename(
+        columns={"sum": "u_lo", "size": "u_n"})
+    v = v.join(tot, on=keys).join(own, on=keys + ["annotator_id"])
+    others_lo = v["t_lo"] - v["u_lo"]
+    others_hi = (v["t_n"] - v["u_n"]) - others_lo
+    majority_lo = others_lo > others_hi
+    compared = others_lo != others_hi
+    agree = compared & (majority_lo == v["vote_lo"])
+    v["_compared"], v["_agree"] = compared.astype(int), agree.astype(int)
+    if "is_gold" in v.columns and "gold_choice" in v.columns:
+        gold_choice = v["gold_choice"].fillna("").astype(str).str.lower()
+        is_gold = v["is_gold"].fillna(False).astype(bool) & gold_choice.isin(["a", "b"])
+        v["_gold"] = is_gold.astype(int)
+        v["_gold_ok"] = (is_gold & (v["choice"].astype(str).str.lower() == gold_choice)).astype(int)
+    else:
+        v["_gold"], v["_gold_ok"] = 0, 0
+    g = v.groupby("annotator_id", sort=True)
+    out = pd.DataFrame({
+        "n_judgments": g.size(),
+        "n_compared": g["_compared"].sum(),
+        "_agree": g["_agree"].sum(),
+        "n_gold": g["_gold"].sum(),
+        "_gold_ok": g["_gold_ok"].sum(),
+    })
+    out["loo_agreement"] = (out["_agree"] / out["n_compared"].where(out["n_compared"] > 0)).astype(float)
+    out["gold_accuracy"] = (out["_gold_ok"] / out["n_gold"].where(out["n_gold"] > 0)).astype(float)
+    return out.reset_index()[cols]
+
+
+def filter_annotators(judgments: pd.DataFrame, *, min_agreement: float | None = None,
+                      min_gold_accuracy: float | None = None, min_compared: int = 5,
+                      quality: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop all judgments of annotators below a threshold.
+
+    Args:
+        min_agreement: Minimum leave-one-out agreement (only for annotators with ``n_compared >= min_compared``).
+        min_gold_accuracy: Minimum gold accuracy (only for annotators with gold answers).
+        quality: Precomputed :func:`annotator_quality` table.
+
+    Returns:
+        ``(kept_judgments, dropped)`` where ``dropped`` is the quality table of the dropped annotators plus a
+        ``reason`` column.
+    """
+    q = annotator_quality(judgments) if quality is None else quality
+    reasons = pd.Series("", index=q.index, dtype=object)
+    if min_agreement is not None:
+        low = (q["n_compared"] >= min_compared) & (q["loo_agreement"] < min_agreement)
+        reasons[low] = reasons[low] + f"loo_agreement < {min_agreement:g}"
+    if min_gold_accuracy is not None:
+        low = (q["n_gold"] > 0) & (q["gold_accuracy"] < min_gold_accuracy)
+        sep = reasons[low].map(lambda r: "; " if r else "")
+        reasons[low] = reasons[low] + sep + f"gold_accuracy < {min_gold_accuracy:g}"
+    dropped = q[reasons != ""].copy()
+    dropped["reason"] = reasons[reasons != ""]
+    kept = judgments[~judgments["annotator_id"].isin(set(dropped["annotator_id"]))].reset_index(drop=True)
+    return kept, dropped.reset_index(drop=True)
+
+
+def agreement(judgments: pd.DataFrame) -> dict:
+    """Overall agreement: ``n_judgments, n_triplets, n_multi, mean_pairwise_agreement, krippendorff_alpha``.
+
+    ``n_multi`` counts triplets with at least two judgments (only those carry agreement information); the two
+    agreement numbers are NaN when there are none (alpha also when every judgment picks the same category).
+    """
+    out = {"n_judgments": int(len(judgments)), "n_triplets": 0, "n_multi": 0,
+           "mean_pairwise_agreement": float("nan"), "krippendorff_alpha": float("nan")}
+    if len(judgments) == 0:
+        return out
+    v = vote_table(judgments)
+    counts = v.groupby(["anchor", "lo", "hi"], sort=False)["vote_lo"].agg(["sum", "size"])
+    out["n_triplets"] = int(len(counts))
+    multi = counts[counts["size"] >= 2]
+    out["n_multi"] = int(len(multi))
+    if not len(multi):
+        return out
+    n_lo = multi["sum"].to_numpy(dtype=float)
+    m = multi["size"].to_numpy(dtype=float)
+    n_hi = m - n_lo
+    per_item = (n_lo * (n_lo - 1) + n_hi * (n_hi - 1)) / (m * (m - 1))
+    out["mean_pairwise_agreement"] = float(per_item.mean())
+    n_total = m.sum()
+    big_lo, big_hi = n_lo.sum(), n_hi.sum()
+    if big_lo > 0 and big_hi > 0:
+        disagree = (n_lo * n_hi / (m - 1)).sum()
+        out["krippendorff_alpha"] = float(1.0 - (n_total - 1) * disagree / (big_lo * big_hi))
+    return out

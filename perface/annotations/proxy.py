@@ -1,0 +1,311 @@
+"""Proxy triplets built from labels when no human judgments exist.
+
+Both kinds carry ``p_a = 1.0`` (``a`` is taken to be the more similar candidate), empty ``n_a`` / ``n_b`` (no
+votes were cast), ``source`` and ``stratum``:
+
+* **proxy-identity** (:func:`identity_triplets`): ``anchor`` and ``a`` are two images of the same person,
+  ``b`` is an image of someone else. The anchor's identity is drawn uniformly among identities with at least
+  two images (so people with hundreds of images do not dominate), ``b``'s identity uniformly among the
+  others (optionally restricted to those sharing ``negative_same`` attributes with the anchor, e.g. gender:
+  harder negatives). ``stratum`` names what differs between anchor and ``b``: ``identity``, or
+  ``identity+gender`` when gender labels are given and differ.
+* **proxy-attribute** (:func:`attribute_triplets`): ``a`` shares the anchor's gender, ethnicity (``race``) and
+  age band (whichever of these the source labels); ``b`` differs in one or more of them, and ``stratum`` names
+  exactly which, in the order gender, race, age: ``gender``, ``race``, ``age``, ``gender+age``, ... Ages count
+  as different only when their bands are at least ``min_age_gap`` bands apart (``b`` candidates 1..gap-1
+  bands away are never used: too close to call). For each triplet the stratum is drawn uniformly among those
+  with candidates for that anchor, so single-attribute differences (the hard, informative ones) are as common
+  as multi-attribute ones. With ``identity`` labels, ``a`` and ``b`` are never the anchor's own person.
+
+Triplets never mix sources (datasets): all three images come from the same label file, so a difference in
+crop or image style between datasets cannot stand in for the attribute. The triplet budget ``n`` is split
+over sources in proportion to their usable images unless each source gives its own ``n``.
+Everything is drawn from one seeded generator: the same labels, options and seed give the same file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from perface.annotations.labels import AGE_BANDS, age_band
+from perface.annotations.progress import track
+from perface.errors import AnnotationError
+
+__all__ = ["ATTRIBUTES", "AttributeSource", "ProxyReport", "attribute_triplets", "identity_triplets"]
+
+#: Attributes of attribute-consistency triplets, in ``stratum`` order.
+ATTRIBUTES = ("gender", "race", "age")
+_MAX_TRIES_PER_TRIPLET = 50
+
+
+@dataclass
+class AttributeSource:
+    """One label file's images for attribute triplets.
+
+    ``labels`` has a root-relative ``path`` and one column per attribute (named ``gender``, ``race``, ``age``;
+    ``age`` in years or an age band), plus ``identity`` when ``identity_column`` is set.
+    """
+
+    name: str
+    labels: pd.DataFrame
+    attributes: tuple[str, ...]
+    identity_column: str | None = None
+    n: int | None = None
+
+
+@dataclass
+class ProxyReport:
+    """What a proxy build used and made."""
+
+    requested: int = 0
+    made: int = 0
+    images_used: int = 0
+    skipped: dict = field(default_factory=dict)  # reason -> count of label rows not usable
+    per_source: dict = field(default_factory=dict)
+    per_stratum: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"requested": self.requested, "made": self.made, "images_used": self.images_used,
+                "skipped": self.skipped, "per_source": self.per_source, "per_stratum": self.per_stratum}
+
+
+def _usable(labels: pd.DataFrame, columns: list[str], root: Path | None, name: str, report: ProxyReport
+            ) -> pd.DataFrame:
+    frame = labels.copy()
+    ok = np.ones(len(frame), dtype=bool)
+    for col in columns:
+        if col not in frame.columns:
+            raise AnnotationError(f"labels of {name!r} have no '{col}' column (found: {', '.join(frame.columns)})")
+        values = frame[col].astype(str).str.strip()
+        if col == "age":
+            values = values.map(age_band)
+            bad = values.isna().to_numpy()
+        else:
+            values = values.str.lower()
+            bad = values.isin(["", "nan", "none", "unknown", "na", "n/a"]).to_numpy()
+        frame[col] = values
+        if bad.any():
+            key = f"{name}: no {col} label"
+            report.skipped[key] = report.skipped.get(key, 0) + int((bad & ok).sum())
+        ok &= ~bad
+    if root is not None:
+        exists = np.array([(root / p).is_file() for p in frame["path"]], dtype=bool)
+        missing = ok & ~exists
+        if missing.any():
+            key = f"{name}: image missing"
+            report.skipped[key] = report.skipped.get(key, 0) + int(missing.sum())
+        ok &= exists
+    dup = frame["path"].duplicated().to_numpy()
+    if (dup & ok).any():
+        key = f"{name}: duplicate path"
+        report.skipped[key] = report.skipped.get(key, 0) + int((dup & ok).sum())
+    ok &= ~dup
+    return frame[ok].reset_index(drop=True)
+
+
+def _allocate(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` (largest remainder)."""
+    w = np.asarray(weights, dtype=float)
+    if w.sum() <= 0:
+        return [0] * len(weights)
+    exact = total * w / w.sum()
+    out = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - out), kind="stable")[: total - out.sum()]:
+        out[i] += 1
+    return out.tolist()
+
+
+def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, min_age_gap: int = 1,
+                       root: str | Path | None = None, progress: bool | None = None
+                       ) -> tuple[pd.DataFrame, ProxyReport]:
+    """Attribute-consistency proxy triplets (``source = proxy-attribute``); see the module docstring.
+
+    Args:
+        sources: Label sets; triplets are drawn within each.
+        n: Total number of triplets (split over sources by usable images unless each source has ``n``).
+        seed: Random seed.
+        min_age_gap: Bands apart for ages to count as different (1 = any other band).
+        root: Dataset root; when given, label rows whose image is missing are skipped (and counted).
+
+    Returns:
+        ``(triplets, report)``. Fewer than ``n`` triplets only if the labels cannot supply more distinct ones.
+    """
+    if min_age_gap < 1:
+        raise ValueError("min_age_gap must be at least 1 band")
+    rng = np.random.default_rng(seed)
+    report = ProxyReport(requested=n)
+    root = Path(root) if root is not None else None
+    prepared = []
+    for src in sources:
+        attrs = [a for a in ATTRIBUTES if a in src.attributes]
+        unknown = set(src.attributes) - set(ATTRIBUTES)
+        if unknown or not attrs:
+            raise AnnotationError(f"source {src.name!r}: attributes must be among {', '.join(ATTRIBUTES)} "
+                                  f"(got {', '.join(src.attributes) or 'none'})")
+        cols = attrs + ([src.identity_column] if src.identity_column else [])
+        frame = _usable(src.labels, cols, root, src.name, report)
+        prepared.append((src, attrs, frame))
+    if all(src.n is not None for src in sources):
+        quotas = [int(src.n) for src in sources]
+        report.requested = sum(quotas)
+    else:
+        quotas = _allocate(n, [len(f) for _, _, f in prepared])
+    rows = []
+    for (src, attrs, frame), quota in zip(prepared, quotas):
+        made = _attribute_source(frame, attrs, src.identity_column, quota, rng, min_age_gap, src.name, progress)
+        report.per_source[src.name] = len(made)
+        report.images_used += len(frame)
+        rows.extend(made)
+    out = pd.DataFrame(rows, columns=["anchor", "a", "b", "stratum"])
+    out.insert(3, "p_a", 1.0)
+    out.insert(4, "source", "proxy-attribute")
+    report.made = len(out)
+    report.per_stratum = out["stratum"].value_counts().sort_index().to_dict()
+    return out, report
+
+
+def _attribute_source(frame: pd.DataFrame, attrs: list[str], identity_column: str | None, quota: int,
+                      rng: np.random.Generator, min_age_gap: int, name: str, progress) -> list[tuple]:
+    if quota <= 0 or len(frame) < 3:
+        return []
+    paths = frame["path"].to_numpy()
+    values = {}
+    for a in attrs:
+        if a == "age":
+            values[a] = frame["age"].map(AGE_BANDS.index).to_numpy()
+        else:
+            values[a] = frame[a].to_numpy()
+    ident = frame[identity_column].to_numpy() if identity_column else None
+    keys = list(zip(*(values[a] for a in attrs)))
+    groups: dict[tuple, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    groups_arr = {k: np.asarray(v) for k, v in groups.items()}
+    subsets = [s for r in range(1, len(attrs) + 1) for s in combinations(range(len(attrs)), r)]
+    cand_cache: dict[tuple, list[tuple[str, np.ndarray]]] = {}
+
+    def differs(pos: int, x, y) -> bool:
+        if attrs[pos] == "age":
+            return abs(int(x) - int(y)) >= min_age_gap
+        return x != y
+
+    def same(pos: int, x, y) -> bool:
+        return x == y
+
+    def strata_for(key: tuple) -> list[tuple[str, np.ndarray]]:
+        if key not in cand_cache:
+            found = []
+            for s in subsets:
+                members = [groups_arr[g] for g in groups_arr
+                           if all(differs(p, g[p], key[p]) if p in s else same(p, g[p], key[p])
+                                  for p in range(len(attrs)))]
+                if members:
+                    found.append(("+".join(attrs[p] for p in s), np.concatenate(members)))
+            cand_cache[key] = found
+        return cand_cache[key]
+
+    eligible = np.asarray([i for i, k in enumerate(keys) if len(groups[k]) >= 2 and strata_for(k)])
+    if not len(eligible):
+        return []
+    out, seen = [], set()
+    tries = 0
+    bar = iter(track(range(quota), f"proxy-attribute {name}", total=quota, enabled=progress))
+    while len(out) < quota and tries < quota * _MAX_TRIES_PER_TRIPLET:
+        tries += 1
+        anchor = int(eligible[rng.integers(len(eligible))])
+        group = groups_arr[keys[anchor]]
+        a = int(group[rng.integers(len(group))])
+        if a == anchor or (ident is not None and ident[a] == ident[anchor]):
+            continue
+        strata = strata_for(keys[anchor])
+        stratum, cands = strata[rng.integers(len(strata))]
+        b = int(cands[rng.integers(len(cands))])
+        if ident is not None and ident[b] == ident[anchor]:
+            continue
+        key = (anchor, a, b)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((paths[anchor], paths[a], paths[b], stratum))
+        next(bar, None)
+    for _ in bar:  # close the bar when fewer were possible
+        pass
+    return out
+
+
+def identity_triplets(labels: pd.DataFrame, n: int, seed: int = 0, identity_column: str = "identity",
+                      negative_same: tuple[str, ...] = (), root: str | Path | None = None,
+                      progress: bool | None = None) -> tuple[pd.DataFrame, ProxyReport]:
+    """Identity proxy triplets (``source = proxy-identity``); see the module docstring.
+
+    Args:
+        labels: Root-relative ``path``, ``identity_column``, and any ``negative_same`` attribute columns
+            (``gender`` also labels the stratum).
+        n: Number of triplets.
+        negative_same: Attributes ``b``'s person must share with the anchor (e.g. ``("gender",)``).
+        root: Dataset root; when given, rows whose image is missing are skipped (and counted).
+    """
+    rng = np.random.default_rng(seed)
+    report = ProxyReport(requested=n)
+    cols = [identity_column] + list(negative_same)
+    extra = ["gender"] if "gender" in labels.columns and "gender" not in cols else []
+    frame = _usable(labels, cols, Path(root) if root is not None else None, "identity labels", report)
+    if extra:
+        frame["gender"] = frame["gender"].astype(str).str.strip().str.lower()
+    report.images_used = len(frame)
+    ident = frame[identity_column].to_numpy()
+    paths = frame["path"].to_numpy()
+    by_id: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in frame.groupby(identity_column, sort=True).indices.items()}
+    ids = np.asarray(sorted(by_id))
+    anchors_ids = np.asarray([i for i in ids if len(by_id[i]) >= 2])
+    if len(anchors_ids) == 0 or len(ids) < 2:
+        raise AnnotationError("identity labels need at least one person with two images and two people "
+                              f"(found {len(ids)} people, {len(anchors_ids)} with two or more images)")
+    id_attr = {}
+    for attr in negative_same:
+        id_attr[attr] = frame.groupby(identity_column, sort=True)[attr].agg(lambda s: s.mode().iat[0]).to_dict()
+    neg_pool: dict[tuple, np.ndarray] = {}
+
+    def negatives(person: str) -> np.ndarray:
+        key = tuple(id_attr[a][person] for a in negative_same)
+        if key not in neg_pool:
+            neg_pool[key] = np.asarray([i for i in ids if all(id_attr[a][i] == v for a, v in zip(negative_same, key))])
+        return neg_pool[key]
+
+    gender = frame["gender"].to_numpy() if "gender" in frame.columns else None
+    out, seen, tries = [], set(), 0
+    bar = iter(track(range(n), "proxy-identity", total=n, enabled=progress))
+    while len(out) < n and tries < n * _MAX_TRIES_PER_TRIPLET:
+        tries += 1
+        person = anchors_ids[rng.integers(len(anchors_ids))]
+        imgs = by_id[person]
+        anchor, a = (int(x) for x in rng.choice(imgs, size=2, replace=False))
+        pool = negatives(person)
+        other = pool[rng.integers(len(pool))]
+        if other == person:
+            continue
+        b_imgs = by_id[other]
+        b = int(b_imgs[rng.integers(len(b_imgs))])
+        key = (anchor, a, b)
+        if key in seen:
+            continue
+        seen.add(key)
+        stratum = "identity"
+        if gender is not None and gender[b] != gender[anchor]:
+            stratum = "identity+gender"
+        out.append((paths[anchor], paths[a], paths[b], stratum))
+        next(bar, None)
+    for _ in bar:
+        pass
+    result = pd.DataFrame(out, columns=["anchor", "a", "b", "stratum"])
+    result.insert(3, "p_a", 1.0)
+    result.insert(4, "source", "proxy-identity")
+    report.made = len(result)
+    report.per_source["identity labels"] = len(result)
+    report.per_stratum = result["stratum"].value_counts().sort_index().to_dict()
+    return result, report

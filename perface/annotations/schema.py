@@ -1,0 +1,363 @@
+"""The canonical judgment and triplet formats: column names, dtypes, reading, writing and validation.
+
+Two tables, each stored as CSV (UTF-8, header row) or Parquet (chosen by the file extension:
+``.parquet`` / ``.pq`` is Parquet, anything else is CSV):
+
+**Judgments** - one row per human answer:
+
+================  ========  =========================================================================
+column            required  meaning
+================  ========  =========================================================================
+``anchor``        yes       image path, relative to the dataset root
+``a``             yes       first candidate image path
+``b``             yes       second candidate image path
+``choice``        yes       ``a`` or ``b``: which candidate looks more like the anchor
+``annotator_id``  yes       who answered (any string)
+``response_ms``   no        time taken for this answer, milliseconds
+``timestamp``     no        when the answer was given (ISO 8601 string as the tool exported it)
+``is_gold``       no        ``true`` if the triplet has a known correct answer (quality control)
+``gold_choice``   no        that known answer, ``a`` or ``b`` (needed to score gold accuracy)
+``split``         no        ``train`` / ``val`` / ``test`` where the source already assigns one
+``source``        no        where the answer came from (``avfs``, ``label-studio``, ``mturk``, ...)
+================  ========  =========================================================================
+
+**Triplets** - one row per distinct (anchor, a, b), votes aggregated:
+
+================  ========  =========================================================================
+``anchor``        yes       image path, relative to the dataset root
+``a``, ``b``      yes       candidate image paths
+``n_a``, ``n_b``  no [*]_   number of judges who found ``a`` (``b``) more similar to the anchor
+``p_a``           no [*]_   ``n_a / (n_a + n_b)``: share of judges who found ``a`` more similar
+``split``         no        ``train`` / ``val`` / ``test``
+``source``        no        e.g. ``avfs``, ``proxy-identity``, ``proxy-attribute``
+``stratum``       no        the stratum the triplet was drawn from (for proxy triplets: which
+                            attributes differ between anchor and ``b``, e.g. ``gender+age``)
+================  ========  =========================================================================
+
+.. [*] A triplet file needs ``p_a`` or both ``n_a`` and ``n_b``; ``anchor,a,b,p_a`` alone is a valid
+   triplet file (evaluation sets use this form). Proxy triplets have no votes: ``n_a`` / ``n_b`` are empty
+   and ``p_a`` is 1.0.
+
+Image paths are POSIX-style and relative to a dataset root given separately (``root / path`` is the file).
+Reading validates every row; the first bad row raises :class:`~perface.errors.AnnotationError` naming the
+file and line (CSV: the line in the file, header = line 1; Parquet: ``row N``, 1-based).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from perface.errors import AnnotationError
+
+__all__ = [
+    "CHOICES",
+    "JUDGMENT_COLUMNS",
+    "JUDGMENT_REQUIRED",
+    "SPLITS",
+    "TRIPLET_COLUMNS",
+    "TRIPLET_REQUIRED",
+    "is_judgments_table",
+    "read_judgments",
+    "read_table",
+    "read_triplets",
+    "validate_judgments",
+    "validate_triplets",
+    "write_judgments",
+    "write_table",
+    "write_triplets",
+]
+
+#: Allowed values of ``choice`` / ``gold_choice``.
+CHOICES = ("a", "b")
+#: Allowed values of ``split``.
+SPLITS = ("train", "val", "test")
+
+JUDGMENT_REQUIRED = ("anchor", "a", "b", "choice", "annotator_id")
+JUDGMENT_OPTIONAL = ("response_ms", "timestamp", "is_gold", "gold_choice", "split", "source")
+JUDGMENT_COLUMNS = JUDGMENT_REQUIRED + JUDGMENT_OPTIONAL
+
+TRIPLET_REQUIRED = ("anchor", "a", "b")
+TRIPLET_OPTIONAL = ("n_a", "n_b", "p_a", "split", "source", "stratum")
+TRIPLET_COLUMNS = TRIPLET_REQUIRED + TRIPLET_OPTIONAL
+
+_STRING_COLUMNS = {"anchor", "a", "b", "choice", "annotator_id", "timestamp", "gold_choice", "split", "source",
+                   "stratum"}
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f", ""}
+#: Tolerance when both p_a and n_a/n_b are given.
+_P_TOL = 1e-6
+
+
+def _is_parquet(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith((".parquet", ".pq"))
+
+
+def _where(path, kind: str, row: int) -> str:
+    """``file:line`` for CSV (header is line 1), ``file: row N`` for Parquet; ``row`` is 0-based."""
+    return f"{path}: row {row + 1}" if kind == "parquet" else f"{path}:{row + 2}"
+
+
+def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, str]:
+    """Read a CSV or Parquet file with every column as a string (missing = empty string).
+
+    Returns:
+        ``(frame, kind)`` with ``kind`` ``"csv"`` or ``"parquet"``.
+
+    Raises:
+        AnnotationError: unreadable or empty file (message names the file).
+        FileNotFoundError: the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    if _is_parquet(path):
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types
+            raise AnnotationError(f"{path}: not a readable Parquet file ({exc}); write it with pandas/pyarrow "
+                                  "or use a .csv extension for CSV") from None
+        frame = frame.astype(object).where(frame.notna(), "")
+        return frame.map(lambda v: "" if v is None else str(v)) if len(frame) else frame.astype(str), "parquet"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise AnnotationError(f"{path}:1: empty file (expected a header row such as 'anchor,a,b,p_a')") from None
+    except pd.errors.ParserError as exc:
+        raise AnnotationError(f"{path}: not a readable CSV file ({_one_line(exc)}); fix the quoting or the "
+                              "number of fields on that line") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise AnnotationError(f"{path}:{line}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame, "csv"
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _require(frame: pd.DataFrame, path, columns: Iterable[str], what: str, example: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        found = ",".join(map(str, frame.columns)) or "(none)"
+        raise AnnotationError(f"{path}:1: missing required column(s) {','.join(missing)} for a {what} file "
+                              f"(found: {found}); the header must include {example}")
+
+
+def _parse_bool(value: str) -> bool | None:
+    v = str(value).strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    return None
+
+
+def _check_paths(frame: pd.DataFrame, path, kind: str) -> None:
+    for col in ("anchor", "a", "b"):
+        empty = np.flatnonzero(frame[col].str.strip().eq("").to_numpy())
+        if len(empty):
+            raise AnnotationError(f"{_where(path, kind, int(empty[0]))}: empty '{col}' path (every row needs "
+                                  "anchor, a and b image paths relative to the dataset root)")
+
+
+def validate_judgments(frame: pd.DataFrame, path: str | os.PathLike = "<judgments>", kind: str = "csv"
+                       ) -> pd.DataFrame:
+    """Check a judgments table and return it in canonical column order and dtypes.
+
+    String columns are stripped; ``choice`` / ``gold_choice`` are lower-cased; ``is_gold`` becomes bool and
+    ``response_ms`` float (NaN when empty). Unknown extra columns are dropped.
+
+    Raises:
+        AnnotationError: missing columns or a bad value (names file and line, and the fix).
+    """
+    _require(frame, path, JUDGMENT_REQUIRED, "judgments", "anchor,a,b,choice,annotator_id")
+    out = pd.DataFrame(index=range(len(frame)))
+    for col in JUDGMENT_COLUMNS:
+        if col in frame.columns:
+            out[col] = frame[col].to_numpy()
+    for col in _STRING_COLUMNS & set(out.columns):
+        out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        out[col] = out[col].str.strip()
+    _check_paths(out, path, kind)
+    out["choice"] = out["choice"].str.lower()
+    bad = np.flatnonzero(~out["choice"].isin(CHOICES).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise AnnotationError(f"{_where(path, kind, i)}: choice {out['choice'].iat[i]!r} is not 'a' or 'b' "
+                              "(ingest raw exports with 'perface ingest', which writes such rows to a rejects file)")
+    bad = np.flatnonzero(out["annotator_id"].eq("").to_numpy())
+    if len(bad):
+        raise AnnotationError(f"{_where(path, kind, int(bad[0]))}: empty annotator_id (every judgment needs the "
+                              "id of who answered)")
+    if "gold_choice" in out.columns:
+        out["gold_choice"] = out["gold_choice"].str.lower()
+        bad = np.flatnonzero(~out["gold_choice"].isin(CHOICES + ("",)).to_numpy())
+        if len(bad):
+            i = int(bad[0])
+            raise AnnotationError(f"{_where(path, kind, i)}: gold_choice {out['gold_choice'].iat[i]!r} is not "
+                                  "'a', 'b' or empty")
+    if "is_gold" in out.columns:
+        parsed = [v if isinstance(v, (bool, np.bool_)) else _parse_bool(v) for v in out["is_gold"]]
+        bad = [i for i, v in enumerate(parsed) if v is None]
+        if bad:
+            raise AnnotationError(f"{_where(path, kind, bad[0])}: is_gold {out['is_gold'].iat[bad[0]]!r} is not "
+                                  "true/false")
+        out["is_gold"] = np.asarray(parsed, dtype=bool)
+    if "response_ms" in out.columns:
+        num = pd.to_numeric(out["response_ms"].replace("", np.nan), errors="coerce")
+        bad = np.flatnonzero((num.isna() & out["response_ms"].astype(str).str.strip().ne("")
+                              & out["response_ms"].astype(str).ne("nan")).to_numpy() | (num < 0).to_numpy())
+        if len(bad):
+            i = int(bad[0])
+            raise AnnotationError(f"{_where(path, kind, i)}: response_ms {out['response_ms'].iat[i]!r} is not a "
+                                  "non-negative number of milliseconds")
+        out["response_ms"] = num.astype(float)
+    if "split" in out.columns:
+        _check_split(out, path, kind)
+    return out
+
+
+def _check_split(out: pd.DataFrame, path, kind: str) -> None:
+    out["split"] = out["split"].str.lower()
+    bad = np.flatnonzero(~out["split"].isin(SPLITS + ("",)).to_numpy())
+    if len(bad):
+        i = int(bad[0])
+        raise AnnotationError(f"{_where(path, kind, i)}: split {out['split'].iat[i]!r} is not one of "
+                              f"{', '.join(SPLITS)} (or empty)")
+
+
+def validate_triplets(frame: pd.DataFrame, path: str | os.PathLike = "<triplets>", kind: str = "csv"
+                      ) -> pd.DataFrame:
+    """Check a triplets table and return it in canonical column order and dtypes.
+
+    ``n_a`` / ``n_b`` become nullable integers (``Int64``), ``p_a`` float. When ``p_a`` is absent it is
+    computed from the votes; when both are present they must agree.
+
+    Raises:
+        AnnotationError: missing columns or a bad value (names file and line, and the fix).
+    """
+    _require(frame, path, TRIPLET_REQUIRED, "triplets", "anchor,a,b and p_a (or n_a,n_b)")
+    has_votes = "n_a" in frame.columns and "n_b" in frame.columns
+    if "p_a" not in frame.columns and not has_votes:
+        found = ",".join(map(str, frame.columns))
+        raise AnnotationError(f"{path}:1: a triplets file needs a p_a column or both n_a and n_b (found: {found}); "
+                              "add p_a = share of judges who found 'a' more similar")
+    out = pd.DataFrame(index=range(len(frame)))
+    for col in TRIPLET_COLUMNS:
+        if col in frame.columns:
+            out[col] = frame[col].to_numpy()
+    for col in _STRING_COLUMNS & set(out.columns):
+        out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+        out[col] = out[col].str.strip()
+    _check_paths(out, path, kind)
+    same = np.flatnonzero((out["anchor"].eq(out["a"]) | out["anchor"].eq(out["b"]) | out["a"].eq(out["b"]))
+                          .to_numpy())
+    if len(same):
+        raise AnnotationError(f"{_where(path, kind, int(same[0]))}: the same image appears twice in one triplet "
+                              "(anchor, a and b must be three different images)")
+    for col in ("n_a", "n_b"):
+        if col in out.columns:
+            raw = out[col].map(lambda v: "" if v is None else str(v).strip())
+            num = pd.to_numeric(raw.replace({"": np.nan, "nan": np.nan, "<NA>": np.nan}), errors="coerce")
+            bad = np.flatnonzero(((num.isna() & ~raw.isin(["", "nan", "<NA>"])) | (num < 0)
+                                  | (num.notna() & (num % 1 != 0))).to_numpy())
+            if len(bad):
+                i = int(bad[0])
+                raise AnnotationError(f"{_where(path, kind, i)}: {col} {raw.iat[i]!r} is not a non-negative "
+                                      "whole number of votes")
+            out[col] = num.astype("Int64")
+    if "p_a" in out.columns:
+        raw = out["p_a"].map(lambda v: "" if v is None else str(v).strip())
+        num = pd.to_numeric(raw.replace({"": np.nan, "nan": np.nan}), errors="coerce")
+        bad = np.flatnonzero((num.isna() | (num < 0) | (num > 1)).to_numpy())
+        if has_votes:  # an empty p_a is fine where votes are given
+            bad = np.array([i for i in bad if raw.iat[i] not in ("", "nan")], dtype=int)
+        if len(bad):
+            i = int(bad[0])
+            raise AnnotationError(f"{_where(path, kind, i)}: p_a {raw.iat[i]!r} is not a number in [0, 1] "
+                                  "(p_a = n_a / (n_a + n_b), the share of judges who found 'a' more similar)")
+        out["p_a"] = num.astype(float)
+    if has_votes:
+        total = (out["n_a"] + out["n_b"]).astype("Float64")
+        from_votes = (out["n_a"].astype("Float64") / total.where(total > 0)).astype(float).to_numpy()
+        if "p_a" not in out.columns:
+            out["p_a"] = from_votes
+        else:
+            given = out["p_a"].to_numpy()
+            fill = np.isnan(given)
+            out.loc[fill, "p_a"] = from_votes[fill]
+            both = ~np.isnan(from_votes) & ~fill
+            bad = np.flatnonzero(both & (np.abs(given - np.nan_to_num(from_votes)) > _P_TOL))
+            if len(bad):
+                i = int(bad[0])
+                raise AnnotationError(f"{_where(path, kind, i)}: p_a {given[i]:g} does not equal n_a/(n_a+n_b) = "
+                                      f"{from_votes[i]:g}; fix the votes or the share")
+        missing = np.flatnonzero(np.isnan(out["p_a"].to_numpy()))
+        if len(missing):
+            raise AnnotationError(f"{_where(path, kind, int(missing[0]))}: no p_a and no votes (n_a + n_b = 0); "
+                                  "drop the row or give p_a")
+    if "split" in out.columns:
+        _check_split(out, path, kind)
+    return out[[c for c in TRIPLET_COLUMNS if c in out.columns]]
+
+
+def read_judgments(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate a canonical judgments file (CSV or Parquet)."""
+    frame, kind = read_table(path)
+    return validate_judgments(frame, path, kind)
+
+
+def read_triplets(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate a canonical triplets file (CSV or Parquet)."""
+    frame, kind = read_table(path)
+    return validate_triplets(frame, path, kind)
+
+
+def is_judgments_table(columns: Iterable[str]) -> bool:
+    """True if the columns look like a judgments table (it has ``choice`` and ``annotator_id``)."""
+    cols = set(columns)
+    return {"choice", "annotator_id"} <= cols
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table as CSV or Parquet (by extension), creating parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _is_parquet(path):
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, lineterminator="\n", float_format="%.6g")
+    return path
+
+
+def _drop_empty_optional(frame: pd.DataFrame, required: tuple[str, ...]) -> pd.DataFrame:
+    keep = []
+    for col in frame.columns:
+        if col in required:
+            keep.append(col)
+            continue
+        values = frame[col]
+        empty = values.isna() | values.astype(str).str.strip().isin(["", "nan", "<NA>", "None"])
+        if not empty.all():
+            keep.append(col)
+    return frame[keep]
+
+
+def write_judgments(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Validate and write judgments (canonical column order; all-empty optional columns left out)."""
+    out = validate_judgments(frame.reset_index(drop=True), path="<judgments to write>")
+    if "is_gold" in out.columns and not out["is_gold"].any() and "gold_choice" not in out.columns:
+        out = out.drop(columns="is_gold")
+    return write_table(_drop_empty_optional(out, JUDGMENT_REQUIRED), path)
+
+
+def write_triplets(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Validate and write triplets (canonical column order; all-empty optional columns left out)."""
+    out = validate_triplets(frame.reset_index(drop=True), path="<triplets to write>")
+    return write_table(_drop_empty_optional(out, TRIPLET_REQUIRED + ("p_a",)), path)

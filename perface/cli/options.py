@@ -1,0 +1,53 @@
+"""Command-line options shared by several sub-commands (model choice and face handling)."""
+
+from __future__ import annotations
+
+import argparse
+
+from perface.face.pipeline import ON_NO_FACE
+
+
+def add_model_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
+    """``--model`` (and the face-detection options every model-using command takes)."""
+    if multiple:
+        parser.add_argument("--model", action="append", dest="models", metavar="M",
+                            help="model name or file (repeat to compare); default: base")
+    else:
+        parser.add_argument("--model", default="base", metavar="M",
+                            help="'base' (dlib ResNet), a registry name, or a .pt/.ckpt/.onnx/.pth file (default: base)")
+    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="face detector (default: hog)")
+    parser.add_argument("--upsample", type=int, default=0, metavar="N",
+                        help="detector upsampling steps; 1 finds faces down to ~40 px (default: 0, ~80 px)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="compute threads (default: all cores)")
+
+
+def add_face_options(parser: argparse.ArgumentParser, on_no_face_default: str, allow_all: bool = False) -> None:
+    """``--face`` and ``--on-no-face``."""
+    parser.add_argument("--face", default="largest", metavar="WHICH",
+                        help="which face when there are several: largest, " + ("all, " if allow_all else "") +
+                             "or an index k (largest first) (default: largest)")
+    parser.add_argument("--on-no-face", choices=ON_NO_FACE, default=on_no_face_default,
+                        help=f"what to do when no face is found; whole-image uses the whole image as the face box "
+                             f"(for tight crops) (default: {on_no_face_default})")
+
+
+def parse_face(value: str, allow_all: bool = False) -> str | int:
+    """``--face`` value -> ``"largest"``, ``"all"`` or an int index."""
+    from perface.cli.main import UsageError
+
+    if value == "largest" or (allow_all and value == "all"):
+        return value
+    try:
+        k = int(value)
+    except ValueError:
+        raise UsageError(f"--face {value!r}: expected largest{', all' if allow_all else ''} or a face index like 0") from None
+    if k < 0:
+        raise UsageError(f"--face {value}: face indices start at 0")
+    return k
+
+
+def load_model(args: argparse.Namespace, model: str | None = None):
+    """``perface.load`` with the options of :func:`add_model_options`."""
+    from perface.loading import load
+
+    return load(model or args.model, detector=args.detector, upsample=args.upsample, threads=args.threads)

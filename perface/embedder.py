@@ -1,0 +1,247 @@
+"""The face-level API shared by the torch model (:class:`perface.model.PerFace`) and the ONNX Runtime
+model (:class:`perface.onnx_model.OnnxPerFace`). Nothing here imports torch.
+
+Similarity is the cosine of L2-normalised embeddings, in [-1, 1]; higher means more similar.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from perface.errors import NoFaceError, PerFaceError
+from perface.face.pipeline import ON_NO_FACE, AlignedFace, FacePipeline
+from perface.io.image import load_image
+from perface.preprocessing import Preprocessing
+
+ImageLike = Any  # str | os.PathLike | bytes | PIL.Image.Image | np.ndarray (uint8 RGB)
+
+
+@dataclass
+class FaceResult:
+    """One row of a batch embedding run (``perface embed``).
+
+    Attributes:
+        path: The input as given (path string, or ``"<array i>"`` for in-memory images).
+        face_index: Index of the face among the image's faces, largest first (-1 when none was used).
+        box: (x0, y0, x1, y1) pixels, or None.
+        embedding: float32 (D,) L2-normalised, or None when ``status`` is not ``"ok"``.
+        status: ``"ok"``, ``"no_face"`` or ``"error"``.
+        error: Why the item failed (empty when ok).
+        detector: Which detector produced the box (``"hog"``, ``"cnn"`` or ``"whole-image"``).
+    """
+
+    path: str
+    face_index: int = -1
+    box: tuple[float, float, float, float] | None = None
+    embedding: np.ndarray | None = None
+    status: str = "ok"
+    error: str = ""
+    detector: str = ""
+
+
+def _name(image: ImageLike, i: int) -> str:
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    return f"<image {i}>"
+
+
+# Worker-process state for parallel detection (spawned processes import no torch).
+_WORKER_PIPELINE: FacePipeline | None = None
+
+
+def _init_worker(preprocessing: dict, face_options: dict) -> None:
+    global _WORKER_PIPELINE
+    _WORKER_PIPELINE = FacePipeline(Preprocessing.from_dict(preprocessing), **face_options)
+
+
+def _prepare(args: tuple[ImageLike, str, str | int, str], pipeline: FacePipeline | None = None):
+    image, name, face, on_no_face = args
+    pipeline = pipeline or _WORKER_PIPELINE
+    try:
+        return pipeline(load_image(image), face=face, on_no_face=on_no_face, name=name), None
+    except PerFaceError as exc:
+        return None, exc
+
+
+class FaceEmbedder:
+    """Mixin: image-level embedding on top of a chip-level network.
+
+    Subclasses set ``name`` (str), ``preprocessing`` (:class:`Preprocessing`) and ``embedding_dim`` and
+    implement :meth:`_embed_normalized`.
+    """
+
+    name: str
+    preprocessing: Preprocessing
+    embedding_dim: int
+    face_options: dict
+
+    # --- to implement -------------------------------------------------------------------------------
+    def _embed_normalized(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, S, S) normalised chips -> float32 (N, D) raw embeddings."""
+        raise NotImplementedError
+
+    # --- faces ----------------------------------------------------------------------------------------
+    def configure_faces(self, detector: str = "hog", upsample: int = 0, max_side: int = 1024) -> "FaceEmbedder":
+        """Choose the face detector used by :meth:`embed`, :meth:`score` and :meth:`detect` (returns self)."""
+        self.face_options = {"detector": detector, "upsample": int(upsample), "max_side": int(max_side)}
+        self._pipeline = None
+        return self
+
+    @property
+    def pipeline(self) -> FacePipeline:
+        if not hasattr(self, "face_options"):
+            self.configure_faces()
+        if getattr(self, "_pipeline", None) is None:
+            self._pipeline = FacePipeline(self.preprocessing, **self.face_options)
+        return self._pipeline
+
+    def detect(self, image: ImageLike) -> list:
+        """All faces of one image, largest first (:class:`perface.face.Face`: box, score, landmarks)."""
+        return self.pipeline.detect(load_image(image))
+
+    def faces(self, image: ImageLike, face: str | int = "largest", on_no_face: str = "error") -> list[AlignedFace]:
+        """Aligned faces of one image (see :meth:`perface.face.FacePipeline.__call__`)."""
+        return self.pipeline(load_image(image), face=face, on_no_face=on_no_face, name=_name(image, 0))
+
+    # --- embeddings -----------------------------------------------------------------------------------
+    def embed_chips(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Embed aligned chips.
+
+        Args:
+            chips: uint8 (N, S, S, 3) RGB chips from this model's preprocessing.
+
+        Returns:
+            float32 (N, D), rows L2-normalised.
+        """
+        chips = np.asarray(chips)
+        if chips.ndim == 3:
+            chips = chips[None]
+        s = self.preprocessing.size
+        if chips.shape[1:] != (s, s, 3) or chips.dtype != np.uint8:
+            raise ValueError(f"chips must be uint8 (N, {s}, {s}, 3) for {self.name}, got {chips.dtype} {chips.shape}")
+        out = np.empty((len(chips), self.embedding_dim), dtype=np.float32)
+        for i in range(0, len(chips), batch_size):
+            raw = self._embed_normalized(self.preprocessing.normalize(chips[i : i + batch_size]))
+            out[i : i + batch_size] = raw
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def embed(self, images: ImageLike | Sequence[ImageLike], face: str | int = "largest", on_no_face: str = "error",
+              batch_size: int = 32) -> np.ndarray:
+        """One embedding per image.
+
+        Args:
+            images: A path, PIL image, uint8 RGB array, or a sequence of them.
+            face: ``"largest"`` or an index k (faces sorted largest first).
+            on_no_face: ``"error"`` (raise :class:`perface.errors.NoFaceError`) or ``"whole-image"``.
+            batch_size: Chips per network call.
+
+        Returns:
+            float32 (N, D), rows L2-normalised; cosine similarity = dot product, higher = more similar.
+        """
+        if face == "all" or on_no_face == "skip":
+            raise ValueError("embed() returns one row per image; use embed_faces() for face='all' or on_no_face='skip'")
+        if isinstance(images, (str, os.PathLike, bytes)) or not isinstance(images, Sequence):
+            images = [images]
+        chips = []
+        for i, image in enumerate(images):
+            (aligned,) = self.pipeline(load_image(image), face=face, on_no_face=on_no_face, name=_name(image, i))
+            chips.append(aligned.chip)
+        if not chips:
+            return np.zeros((0, self.embedding_dim), dtype=np.float32)
+        return self.embed_chips(np.stack(chips), batch_size=batch_size)
+
+    def embed_faces(self, images: Iterable[ImageLike], face: str | int = "largest", on_no_face: str = "skip",
+                    batch_size: int = 32, workers: int = 0,
+                    progress: Callable[[int], None] | None = None) -> list[FaceResult]:
+        """Embed many images without stopping at bad ones: every input yields at least one :class:`FaceResult`.
+
+        Args:
+            images: Paths or in-memory images.
+            face: ``"largest"``, ``"all"`` or an index k.
+            on_no_face: ``"skip"`` (record ``no_face``), ``"error"`` (record an error) or ``"whole-image"``.
+            batch_size: Chips per network call.
+            workers: Processes for decoding + detection + alignment (0: in this process).
+            progress: Called with the number of images finished since the last call.
+
+        Returns:
+            Results in input order (several per image with ``face="all"``).
+        """
+        if on_no_face not in ON_NO_FACE:
+            raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")
+        images = list(images)
+        jobs = [(img, _name(img, i), face, on_no_face) for i, img in enumerate(images)]
+        results: list[FaceResult] = []
+        pending: list[tuple[FaceResult, np.ndarray]] = []
+
+        def flush() -> None:
+            if pending:
+                emb = self.embed_chips(np.stack([c for _, c in pending]), batch_size=batch_size)
+                for (res, _), e in zip(pending, emb):
+                    res.embedding = e
+                pending.clear()
+
+        def consume(job, outcome) -> None:
+            aligned, exc = outcome
+            name = job[1]
+            if exc is not None:
+                status = "no_face" if isinstance(exc, NoFaceError) else "error"
+                results.append(FaceResult(path=name, status=status, error=str(exc)))
+            elif not aligned:
+                results.append(FaceResult(path=name, status="no_face", error=f"no face found in {name}"))
+            else:
+                for a in aligned:
+                    res = FaceResult(path=name, face_index=a.index, box=tuple(float(v) for v in a.face.box),
+                                     detector=a.face.detector)
+                    results.append(res)
+                    pending.append((res, a.chip))
+            if len(pending) >= batch_size:
+                flush()
+            if progress:
+                progress(1)
+
+        if workers and workers > 0 and len(jobs) > 1:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")  # never fork a process that may hold torch/OpenMP threads
+            with ctx.Pool(workers, initializer=_init_worker,
+                          initargs=(self.preprocessing.to_dict(), self._face_options())) as pool:
+                for job, outcome in zip(jobs, pool.imap(_prepare, jobs, chunksize=4)):
+                    consume(job, outcome)
+        else:
+            for job in jobs:
+                consume(job, _prepare(job, self.pipeline))
+        flush()
+        return results
+
+    def _face_options(self) -> dict:
+        if not hasattr(self, "face_options"):
+            self.configure_faces()
+        return dict(self.face_options)
+
+    # --- similarity -----------------------------------------------------------------------------------
+    def compare(self, a: ImageLike, b: ImageLike, face: str | int = "largest", on_no_face: str = "error") -> dict:
+        """Similarity of the faces in two images, with the faces used.
+
+        Returns:
+            ``{"score": float, "model": str, "faces": [face dict of a, face dict of b]}``; each face dict has
+            ``image``, ``face_index``, ``faces_found``, ``box``, ``detector``.
+        """
+        chips, faces = [], []
+        for i, img in enumerate((a, b)):
+            array = load_image(img)
+            all_faces = self.pipeline.detect(array)
+            (aligned,) = self.pipeline.select(array, all_faces, face=face, on_no_face=on_no_face, name=_name(img, i))
+            chips.append(aligned.chip)
+            faces.append({"image": _name(img, i), "face_index": aligned.index, "faces_found": len(all_faces),
+                          **{k: v for k, v in aligned.face.to_dict().items() if k != "landmarks"}})
+        emb = self.embed_chips(np.stack(chips))
+        return {"score": float(np.dot(emb[0], emb[1])), "model": self.name, "faces": faces}
+
+    def score(self, a: ImageLike, b: ImageLike, face: str | int = "largest", on_no_face: str = "error") -> float:
+        """Cosine similarity of the faces in ``a`` and ``b`` in [-1, 1]; higher = more similar."""
+        return self.compare(a, b, face=face, on_no_face=on_no_face)["score"]

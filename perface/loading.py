@@ -1,0 +1,136 @@
+"""``perface.load``: one entry point for every kind of model PerFace understands.
+
+* ``"base"``: dlib's face-recognition ResNet with its packaged weights (the default).
+* a registry name with packaged weights (``"dlib_resnet"``).
+* ``*.pt``: a model saved by :meth:`perface.model.PerFace.save`.
+* ``*.ckpt``: a Lightning checkpoint written by ``scripts/train.py`` (loaded without Lightning).
+* ``*.onnx``: a PerFace export (run with ONNX Runtime, no torch) or an insightface recognition model
+  (weights imported into an iResNet).
+* ``*.pth``: an insightface arcface_torch backbone state dict.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from perface.backbones.registry import get_backbone_spec, list_backbones
+from perface.errors import ModelLoadError, UnknownBackboneError
+
+BASE = "base"
+
+
+def list_models() -> list[str]:
+    """Names :func:`load` accepts without a file (files are accepted too)."""
+    return [BASE, *list_backbones()]
+
+
+def load(model: str | os.PathLike = BASE, *, device: str | None = None, detector: str = "hog", upsample: int = 0,
+         max_side: int = 1024, threads: int | None = None):
+    """Load a model with its preprocessing.
+
+    Args:
+        model: ``"base"``, a registry name, or a path (``.pt``, ``.ckpt``, ``.onnx``, ``.pth``).
+        device: torch device (``"cpu"``, ``"cuda"``); default: CPU. Ignored for ONNX models.
+        detector: Face detector, ``"hog"`` or ``"cnn"``.
+        upsample: Detector upsampling steps (0 finds faces of about 80 px and larger).
+        max_side: Detection runs on a copy at most this many pixels on its longer side.
+        threads: Intra-op threads (ONNX Runtime session / torch); None keeps the library default.
+
+    Returns:
+        A :class:`perface.model.PerFace` (torch) or :class:`perface.onnx_model.OnnxPerFace`; both offer
+        ``embed``, ``score``, ``compare``, ``detect`` and ``embed_faces``.
+
+    Raises:
+        UnknownBackboneError: an unknown name that is not a file.
+        ModelLoadError: a file that cannot be read as a model.
+    """
+    face_options = {"detector": detector, "upsample": upsample, "max_side": max_side}
+    text = os.fspath(model)
+    path = Path(text).expanduser()
+    if not path.exists() and not any(sep in text for sep in ("/", os.sep)) and "." not in Path(text).name:
+        result = _load_named(text)
+    elif not path.is_file():
+        raise ModelLoadError(f"model file {text} not found; pass an existing .pt/.ckpt/.onnx/.pth file or one of: "
+                             f"{', '.join(list_models())}")
+    else:
+        suffix = path.suffix.lower()
+        if suffix == ".onnx":
+            result = _load_onnx(path, threads)
+        elif suffix in (".pt", ".ckpt", ".pth"):
+            result = _load_torch_file(path)
+        else:
+            raise ModelLoadError(f"{path}: unknown model file type {suffix!r}; expected .pt, .ckpt, .onnx or .pth")
+    if hasattr(result, "state_dict"):  # a torch model; ONNX models take threads in their session
+        import torch
+
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        if device is not None:
+            result = result.to(device)
+    return result.configure_faces(**face_options)
+
+
+def _load_named(name: str):
+    from perface.model import PerFace
+
+    if name == BASE:
+        return PerFace(backbone="dlib_resnet", name=BASE)
+    spec = get_backbone_spec(name)  # raises UnknownBackboneError with suggestions
+    if name == "dlib_resnet":
+        return PerFace(backbone=name, name=name)
+    raise UnknownBackboneError(
+        f"{name!r} has no packaged weights ({spec.description}); load a weights file instead, e.g. "
+        f"perface.load('w600k_r50.onnx') for insightface's buffalo_l, or an arcface_torch backbone .pth"
+    )
+
+
+def _load_onnx(path: Path, threads: int | None):
+    try:
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception as exc:  # onnx raises several unrelated types for a bad file
+        raise ModelLoadError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc}); re-export or re-download it") from None
+    if "perface.config" in meta:
+        from perface.onnx_model import OnnxPerFace
+
+        return OnnxPerFace(path, threads=threads)
+    from perface.backbones.insightface_import import load_insightface_onnx
+    from perface.model import PerFace
+
+    backbone = load_insightface_onnx(path)
+    depth = getattr(backbone, "depth", None)
+    model = PerFace(backbone=f"iresnet{depth}" if depth else "iresnet50", pretrained=False, name=path.stem)
+    model.backbone = backbone.eval()
+    return model
+
+
+def _load_torch_file(path: Path):
+    import torch
+
+    from perface.model import PerFace
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        raise ModelLoadError(f"{path}: cannot be read by torch.load ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                             "is it a PerFace .pt/.ckpt or an arcface_torch .pth?") from None
+    if isinstance(obj, dict) and "perface" in obj:
+        config = obj["perface"]
+        state = obj.get("state_dict", {})
+        if path.suffix.lower() == ".ckpt":  # Lightning: the PerFace model sits under the "model." prefix
+            state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        try:
+            return PerFace.from_config(config, state)
+        except (RuntimeError, KeyError) as exc:
+            raise ModelLoadError(f"{path}: weights do not fit the recorded config ({exc}); the file is damaged") from None
+    if path.suffix.lower() == ".ckpt":
+        raise ModelLoadError(f"{path}: Lightning checkpoint without PerFace metadata; it was not written by scripts/train.py")
+    from perface.backbones.insightface_import import load_arcface_torch_pth
+
+    backbone = load_arcface_torch_pth(path)
+    depth = getattr(backbone, "depth", None)
+    model = PerFace(backbone=f"iresnet{depth}" if depth else "iresnet50", pretrained=False, name=path.stem)
+    model.backbone = backbone.eval()
+    return model

@@ -1,0 +1,129 @@
+"""The PerFace model: backbone (+ optional projection head) + its preprocessing, as one ``nn.Module``.
+
+Training (the Lightning module holds one), evaluation, export and identity selection all use this object.
+Embeddings are L2-normalised; similarity is their cosine, higher = more similar.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perface.backbones.registry import get_backbone_spec
+from perface.embedder import FaceEmbedder
+from perface.preprocessing import Preprocessing
+
+FORMAT_VERSION = 1
+
+
+class PerFace(nn.Module, FaceEmbedder):
+    """Face embedding network with its preprocessing.
+
+    Args:
+        backbone: Registry name (see :func:`perface.list_backbones`).
+        head_dim: Width of an optional linear projection head on top of the backbone, initialised to the
+            identity when it equals the backbone's width (so a fresh head leaves the base model unchanged).
+            None: no head.
+        pretrained: Load the backbone's packaged weights (dlib) when it has them.
+        backbone_kwargs: Extra builder arguments (e.g. ``weights=`` an insightface ONNX / arcface_torch .pth).
+        name: How this model is reported (``score --json``, eval tables).
+        preprocessing: Override the backbone's preprocessing (rarely needed).
+
+    Call forms (tensors are normalised chips, see :meth:`Preprocessing.normalize`):
+        ``model(x)``: (N, 3, S, S) float32 -> (N, D) L2-normalised embeddings.
+        ``model(a, b)``: two such batches -> (N,) cosine similarities in [-1, 1] (higher = more similar).
+        ``model.embed(images)``: paths / PIL / arrays -> numpy (N, D) (see :class:`FaceEmbedder`).
+    """
+
+    def __init__(self, backbone: str = "dlib_resnet", head_dim: int | None = None, pretrained: bool = True,
+                 backbone_kwargs: dict | None = None, name: str = "base",
+                 preprocessing: Preprocessing | None = None):
+        nn.Module.__init__(self)
+        spec = get_backbone_spec(backbone)
+        self.backbone_name = backbone
+        self.name = name
+        self.preprocessing = preprocessing or spec.preprocessing
+        kwargs = dict(backbone_kwargs or {})
+        if backbone == "dlib_resnet":
+            kwargs.setdefault("pretrained", pretrained)
+        self.backbone = spec.build(**kwargs)
+        self.backbone_embedding_dim = spec.embedding_dim
+        self.head_dim = head_dim
+        self.head: nn.Module | None = None
+        if head_dim is not None:
+            self.head = nn.Linear(spec.embedding_dim, head_dim, bias=False)
+            if head_dim == spec.embedding_dim:
+                nn.init.eye_(self.head.weight)
+        self.embedding_dim = head_dim or spec.embedding_dim
+        self.eval()
+
+    # --- torch API ------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        ex = self.embed_tensor(x)
+        if y is None:
+            return ex
+        return (ex * self.embed_tensor(y)).sum(dim=1)
+
+    def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised chips -> (N, D) L2-normalised embeddings (differentiable)."""
+        z = self.backbone(x)
+        if self.head is not None:
+            z = self.head(z)
+        return F.normalize(z, dim=1)
+
+    def embed(self, images, *args, **kwargs):  # noqa: D102 - documented on FaceEmbedder
+        if isinstance(images, torch.Tensor):
+            return self.embed_tensor(images)
+        return FaceEmbedder.embed(self, images, *args, **kwargs)
+
+    embed.__doc__ = "Tensor (N, 3, S, S) -> tensor embeddings; images -> numpy, see FaceEmbedder.embed.\n\n" + (
+        FaceEmbedder.embed.__doc__ or "")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _embed_normalized(self, batch: np.ndarray) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                x = torch.from_numpy(batch).to(self.device)
+                z = self.backbone(x)
+                if self.head is not None:
+                    z = self.head(z)
+                return z.float().cpu().numpy()
+        finally:
+            self.train(was_training)
+
+    # --- persistence ----------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """What :meth:`from_config` needs besides the weights (travels in checkpoints and ONNX metadata)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "backbone": self.backbone_name,
+            "head_dim": self.head_dim,
+            "name": self.name,
+            "embedding_dim": self.embedding_dim,
+            "preprocessing": self.preprocessing.to_dict(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> "PerFace":
+        model = cls(backbone=config["backbone"], head_dim=config.get("head_dim"), pretrained=state_dict is None,
+                    name=config.get("name", "perface"), preprocessing=Preprocessing.from_dict(config["preprocessing"]))
+        if state_dict is not None:
+            model.load_state_dict(state_dict)
+        return model.eval()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save config + weights to a ``.pt`` file that :func:`perface.load` reads."""
+        path = Path(path)
+        torch.save({"perface": self.config(), "state_dict": self.state_dict()}, path)
+        return path

@@ -1,0 +1,99 @@
+"""Face detection on raw, unaligned photos: several faces, very large images, a WEBP named .jpg."""
+
+import numpy as np
+import pytest
+
+from perface.face import FacePipeline
+from perface.face.detector import FaceDetector
+from perface.io import load_image
+from perface.preprocessing import ARCFACE, DLIB
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return FacePipeline(DLIB, upsample=0)
+
+
+def test_couple_has_two_faces_largest_first(photos, pipeline):
+    faces = pipeline.detect(load_image(photos / "couple.jpg"))
+    assert len(faces) == 2
+    assert faces[0].area >= faces[1].area
+    # the two people stand side by side: boxes do not overlap
+    (a0, _, a1, _), (b0, _, b1, _) = faces[0].box, faces[1].box
+    assert a1 <= b0 or b1 <= a0
+
+
+def test_selfie_with_many_people(photos):
+    faces = FacePipeline(DLIB, upsample=1).detect(load_image(photos / "selfie-many-people.jpg"))
+    assert len(faces) >= 4
+    areas = [f.area for f in faces]
+    assert areas == sorted(areas, reverse=True)
+
+
+def test_large_image_boxes_map_back_to_full_resolution(photos, pipeline):
+    image = load_image(photos / "img49.jpg")  # 4352 x 2903
+    assert max(image.shape[:2]) > 4000
+    faces = pipeline.detect(image)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].box
+    h, w = image.shape[:2]
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+    assert x1 - x0 > 500  # a big face in full-resolution pixels, not in the downscaled copy's
+    # landmarks were predicted on the full image: they lie inside (a slightly grown) box
+    lm = faces[0].landmarks
+    assert lm.shape == (5, 2)
+    assert (lm[:, 0] > x0 - 0.2 * (x1 - x0)).all() and (lm[:, 0] < x1 + 0.2 * (x1 - x0)).all()
+
+
+def test_downscaling_finds_the_same_face(photos):
+    image = load_image(photos / "img3.jpg")
+    big = FaceDetector(max_side=4096)(image)
+    small = FaceDetector(max_side=800)(image)
+    assert len(big) == len(small) == 1
+    np.testing.assert_allclose(big[0][0], small[0][0], atol=0.08 * (big[0][0][2] - big[0][0][0]))
+
+
+def test_webp_named_jpg_is_detected(photos, pipeline):
+    assert (photos / "img47.jpg").read_bytes()[8:12] == b"WEBP"
+    faces = pipeline.detect(load_image(photos / "img47.jpg"))
+    assert len(faces) == 1
+
+
+def test_face_index_and_all(photos, pipeline):
+    image = load_image(photos / "couple.jpg")
+    all_faces = pipeline(image, face="all")
+    assert [a.index for a in all_faces] == [0, 1]
+    second = pipeline(image, face=1)
+    assert second[0].face.box == all_faces[1].face.box
+    from perface.errors import NoFaceError
+
+    with pytest.raises(NoFaceError, match="2 face"):
+        pipeline(image, face=2)
+
+
+def test_on_no_face_modes(data_root, pipeline):
+    from perface.errors import NoFaceError
+
+    blank = np.full((200, 200, 3), 127, np.uint8)
+    with pytest.raises(NoFaceError, match="whole-image"):
+        pipeline(blank, on_no_face="error", name="blank.png")
+    assert pipeline(blank, on_no_face="skip") == []
+    (whole,) = pipeline(blank, on_no_face="whole-image")
+    assert whole.face.detector == "whole-image" and whole.face.box == (0.0, 0.0, 200.0, 200.0)
+    assert whole.chip.shape == (150, 150, 3)
+
+
+def test_cnn_detector_agrees_with_hog(photos):
+    image = load_image(photos / "img10.jpg")
+    hog = FaceDetector("hog")(image)
+    cnn = FaceDetector("cnn", max_side=400)(image)
+    assert len(hog) == 1 and len(cnn) >= 1
+    hx = (hog[0][0][0] + hog[0][0][2]) / 2
+    cx = (cnn[0][0][0] + cnn[0][0][2]) / 2
+    assert abs(hx - cx) < 0.25 * (hog[0][0][2] - hog[0][0][0])
+
+
+def test_arcface_pipeline_uses_68_points(photos):
+    (aligned,) = FacePipeline(ARCFACE)(load_image(photos / "img10.jpg"))
+    assert aligned.face.landmarks.shape == (68, 2)
+    assert aligned.chip.shape == (112, 112, 3) and aligned.chip.dtype == np.uint8

@@ -1,0 +1,135 @@
+"""The PerFace model object and perface.load on real LFW faces."""
+
+import numpy as np
+import pytest
+import torch
+
+import perface
+from perface.errors import ModelLoadError, NoFaceError, UnknownBackboneError
+from perface.model import PerFace
+
+
+@pytest.fixture(scope="module")
+def base():
+    return perface.load("base")
+
+
+def _lfw_pairs(lfw, fold: int = 0):
+    lines = (lfw / "pairs.txt").read_text().splitlines()
+    n_folds, n = map(int, lines[0].split())
+    rows = lines[1 + fold * 2 * n : 1 + (fold + 1) * 2 * n]
+    pairs = []
+    for row in rows:
+        f = row.split()
+        if len(f) == 3:
+            a, b, same = (f[0], int(f[1])), (f[0], int(f[2])), True
+        else:
+            a, b, same = (f[0], int(f[1])), (f[2], int(f[3])), False
+        pairs.append((lfw / "images" / a[0] / f"{a[0]}_{a[1]:04d}.jpg", lfw / "images" / b[0] / f"{b[0]}_{b[1]:04d}.jpg", same))
+    return pairs
+
+
+def test_embed_shapes_and_norms(base, lfw):
+    files = sorted((lfw / "images" / "George_W_Bush").iterdir())[:5]
+    emb = base.embed(files)
+    assert emb.shape == (5, 128) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # paths, PIL images and arrays give the same embedding
+    from PIL import Image
+
+    img = Image.open(files[0])
+    np.testing.assert_allclose(base.embed([img, np.asarray(img.convert("RGB"))]), emb[[0, 0]], atol=1e-6)
+
+
+def test_same_person_scores_higher(base, lfw):
+    img = lfw / "images"
+    same = base.score(img / "Aaron_Peirsol/Aaron_Peirsol_0001.jpg", img / "Aaron_Peirsol/Aaron_Peirsol_0002.jpg")
+    diff = base.score(img / "Aaron_Peirsol/Aaron_Peirsol_0001.jpg", img / "Abdullah_Gul/Abdullah_Gul_0001.jpg")
+    assert -1.0 <= diff < same <= 1.0
+
+
+def test_lfw_fold1_verification_accuracy(base, lfw):
+    """Base model on LFW pairs.txt fold 1 (600 pairs): >= 95% at the best threshold."""
+    pairs = _lfw_pairs(lfw, 0)
+    assert len(pairs) == 600
+    files = sorted({str(p) for a, b, _ in pairs for p in (a, b)})
+    results = base.embed_faces(files, on_no_face="whole-image", workers=2)
+    emb = {r.path: r.embedding for r in results}
+    assert all(r.status == "ok" for r in results)
+    sims = np.array([float(emb[str(a)] @ emb[str(b)]) for a, b, _ in pairs])
+    labels = np.array([s for _, _, s in pairs])
+    accs = [((sims >= t) == labels).mean() for t in np.unique(sims)]
+    assert max(accs) >= 0.95
+
+
+def test_embed_tensor_path_is_differentiable():
+    model = PerFace(pretrained=False)
+    x = torch.randn(2, 3, 150, 150, requires_grad=True)
+    z = model.embed(x)
+    assert z.shape == (2, 128)
+    z.sum().backward()
+    assert x.grad is not None
+    sim = model(x, x)
+    torch.testing.assert_close(sim, torch.ones(2), atol=1e-5, rtol=0)
+
+
+def test_identity_head_keeps_base_embeddings(base, lfw):
+    with_head = PerFace(head_dim=128)
+    files = sorted((lfw / "images" / "Colin_Powell").iterdir())[:3]
+    np.testing.assert_allclose(with_head.embed(files), base.embed(files), atol=1e-6)
+
+
+def test_save_and_load_round_trip(tmp_path, lfw):
+    model = PerFace(head_dim=64, name="tiny-head")
+    path = model.save(tmp_path / "m.pt")
+    loaded = perface.load(path)
+    assert loaded.name == "tiny-head" and loaded.embedding_dim == 64
+    files = sorted((lfw / "images" / "Colin_Powell").iterdir())[:2]
+    np.testing.assert_allclose(loaded.embed(files), model.embed(files), atol=1e-6)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(UnknownBackboneError, match="dlib_resnet"):
+        perface.load("dlib_resnt")
+    with pytest.raises(UnknownBackboneError, match="no packaged weights"):
+        perface.load("iresnet50")
+    with pytest.raises(ModelLoadError, match="not found"):
+        perface.load(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ModelLoadError, match="bad.onnx"):
+        perface.load(bad)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("junk")
+    with pytest.raises(ModelLoadError, match="junk.pt"):
+        perface.load(junk)
+
+
+def test_no_face_is_an_error_unless_asked(base, data_root):
+    blank = np.full((300, 300, 3), 200, np.uint8)
+    with pytest.raises(NoFaceError):
+        base.embed([blank])
+    assert base.embed([blank], on_no_face="whole-image").shape == (1, 128)
+
+
+def test_embed_faces_continues_past_bad_items(base, photos, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("RGB", (120, 120), "gray").save(blank)
+    results = base.embed_faces([photos / "couple.jpg", broken, blank, photos / "img47.jpg"], face="all")
+    status = [(r.path.rsplit("/", 1)[-1], r.status, r.face_index) for r in results]
+    assert status == [("couple.jpg", "ok", 0), ("couple.jpg", "ok", 1), ("broken.jpg", "error", -1),
+                      ("blank.png", "no_face", -1), ("img47.jpg", "ok", 0)]
+    assert "broken.jpg" in results[2].error
+
+
+def test_import_perface_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, perface; perface.list_backbones(); print('torch' in sys.modules, 'dlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
