@@ -18,6 +18,10 @@ COMMAND_MODULES = (
     "perface.cli.info",
     "perface.cli.ingest",
     "perface.cli.triplets",
+    "perface.cli.eval",
+    "perface.cli.export",
+    "perface.cli.gallery",
+    "perface.cli.select",
 )
 
 

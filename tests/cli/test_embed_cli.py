@@ -1,0 +1,49 @@
+"""`perface embed`: folders, Parquet columns, bad files recorded and skipped."""
+
+import numpy as np
+import pandas as pd
+
+from perface.cli.main import main
+
+
+def test_embed_folder_with_bad_files(tmp_path, photos, lfw, capsys):
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("couple.jpg", "img47.jpg"):
+        (folder / name).write_bytes((photos / name).read_bytes())
+    (folder / "sub" / "a.jpg").write_bytes((lfw / "images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg").read_bytes())
+    (folder / "sub" / "truncated.jpg").write_bytes((photos / "img10.jpg").read_bytes()[:3000])
+    (folder / "notes.txt").write_text("not an image, and not collected")
+    out = tmp_path / "emb.parquet"
+    code = main(["embed", str(folder), str(tmp_path / "missing.jpg"), "--out", str(out), "--face", "all",
+                 "--no-progress", "--workers", "0"])
+    assert code == 0
+    df = pd.read_parquet(out)
+    assert list(df.columns) == ["path", "face_index", "box", "embedding", "status", "error"]
+    by_name = {p.rsplit("/", 1)[-1]: g for p, g in df.groupby("path")}
+    assert set(by_name) == {"couple.jpg", "img47.jpg", "a.jpg", "truncated.jpg", "missing.jpg"}
+    assert list(by_name["couple.jpg"].face_index) == [0, 1]
+    assert (by_name["truncated.jpg"].status == "error").all() and "truncated" in by_name["truncated.jpg"].error.iloc[0]
+    assert (by_name["missing.jpg"].status == "error").all()
+    ok = df[df.status == "ok"]
+    emb = np.stack(ok.embedding.to_numpy())
+    assert emb.shape == (4, 128)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert "4 faces embedded" in capsys.readouterr().err
+
+
+def test_embed_parallel_matches_serial(tmp_path, lfw):
+    files = [str(p) for p in sorted((lfw / "images" / "Colin_Powell").iterdir())[:16]]
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    assert main(["embed", *files, "--out", str(a), "--workers", "0", "--no-progress"]) == 0
+    assert main(["embed", *files, "--out", str(b), "--workers", "2", "--no-progress"]) == 0
+    da, db = pd.read_parquet(a), pd.read_parquet(b)
+    assert list(da.path) == list(db.path) == files
+    np.testing.assert_allclose(np.stack(da.embedding), np.stack(db.embedding), atol=1e-6)
+
+
+def test_embed_usage_errors(tmp_path, capsys):
+    assert main(["embed", str(tmp_path), "--out", str(tmp_path / "x.csv")]) == 2
+    assert ".parquet" in capsys.readouterr().err
+    assert main(["embed", str(tmp_path), "--out", str(tmp_path / "x.parquet")]) == 2
+    assert "no image files" in capsys.readouterr().err
