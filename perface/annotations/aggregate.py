@@ -18,9 +18,10 @@ with fewer than ``min_compared`` comparisons (or no gold answers) are kept, sinc
 
 * ``mean_pairwise_agreement``: for each triplet the share of pairs of judgments that agree,
   ``(n_a(n_a-1) + n_b(n_b-1)) / (m(m-1))`` with ``m = n_a + n_b``, averaged over triplets;
-* ``krippendorff_alpha``: Krippendorff's alpha for nominal data (units = triplets, values = the chosen image),
-  ``1 - (n - 1) * sum_u n_a,u n_b,u / (m_u - 1) / (N_a N_b)`` with ``n`` pairable values and ``N_a``, ``N_b``
-  their totals per category (candidate order canonicalised). 1 = perfect agreement, 0 = chance.
+* ``krippendorff_alpha``: Krippendorff's alpha for nominal data, units = triplets, values = ``a`` / ``b`` in
+  the triplet's orientation (that of its first judgment, as :func:`aggregate` writes it):
+  ``1 - (n - 1) * sum_u n_a,u n_b,u / (m_u - 1) / (N_a N_b)`` with ``n`` the pairable values (judgments on
+  triplets with two or more) and ``N_a``, ``N_b`` their totals. 1 = perfect agreement, 0 = chance level.
 """
 
 from __future__ import annotations
@@ -155,15 +156,15 @@ def agreement(judgments: pd.DataFrame) -> dict:
            "mean_pairwise_agreement": float("nan"), "krippendorff_alpha": float("nan")}
     if len(judgments) == 0:
         return out
-    v = vote_table(judgments)
-    counts = v.groupby(["anchor", "lo", "hi"], sort=False)["vote_lo"].agg(["sum", "size"])
-    out["n_triplets"] = int(len(counts))
-    multi = counts[counts["size"] >= 2]
-    out["n_multi"] = int(len(multi))
-    if not len(multi):
+    tri = aggregate(judgments)
+    out["n_triplets"] = int(len(tri))
+    m_all = (tri["n_a"] + tri["n_b"]).to_numpy(dtype=float)
+    multi = m_all >= 2
+    out["n_multi"] = int(multi.sum())
+    if not multi.any():
         return out
-    n_lo = multi["sum"].to_numpy(dtype=float)
-    m = multi["size"].to_numpy(dtype=float)
+    n_lo = tri["n_a"].to_numpy(dtype=float)[multi]
+    m = m_all[multi]
     n_hi = m - n_lo
     per_item = (n_lo * (n_lo - 1) + n_hi * (n_hi - 1)) / (m * (m - 1))
     out["mean_pairwise_agreement"] = float(per_item.mean())

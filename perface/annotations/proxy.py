@@ -34,6 +34,8 @@ import pandas as pd
 
 from perface.annotations.labels import AGE_BANDS, age_band
 from perface.annotations.progress import track
+from perface.annotations.schema import SPLITS
+from perface.annotations.split import assign_units, parse_fractions
 from perface.errors import AnnotationError
 
 __all__ = ["ATTRIBUTES", "AttributeSource", "ProxyReport", "attribute_triplets", "identity_triplets"]
@@ -68,10 +70,14 @@ class ProxyReport:
     skipped: dict = field(default_factory=dict)  # reason -> count of label rows not usable
     per_source: dict = field(default_factory=dict)
     per_stratum: dict = field(default_factory=dict)
+    per_split: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"requested": self.requested, "made": self.made, "images_used": self.images_used,
-                "skipped": self.skipped, "per_source": self.per_source, "per_stratum": self.per_stratum}
+        out = {"requested": self.requested, "made": self.made, "images_used": self.images_used,
+               "skipped": self.skipped, "per_source": self.per_source, "per_stratum": self.per_stratum}
+        if self.per_split:
+            out["per_split"] = self.per_split
+        return out
 
 
 def _usable(labels: pd.DataFrame, columns: list[str], root: Path | None, name: str, report: ProxyReport
@@ -121,7 +127,7 @@ def _allocate(total: int, weights: list[int]) -> list[int]:
 
 
 def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, min_age_gap: int = 1,
-                       root: str | Path | None = None, progress: bool | None = None
+                       root: str | Path | None = None, fractions=None, progress: bool | None = None
                        ) -> tuple[pd.DataFrame, ProxyReport]:
     """Attribute-consistency proxy triplets (``source = proxy-attribute``); see the module docstring.
 
@@ -131,6 +137,9 @@ def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, mi
         seed: Random seed.
         min_age_gap: Bands apart for ages to count as different (1 = any other band).
         root: Dataset root; when given, label rows whose image is missing are skipped (and counted).
+        fractions: ``(train, val, test)`` shares: images (people, with an identity column) are first given to
+            splits, stratified by attribute group, and each split's triplets are drawn from its own images, so
+            the ``split`` column is disjoint by image with nothing dropped.
 
     Returns:
         ``(triplets, report)``. Fewer than ``n`` triplets only if the labels cannot supply more distinct ones.
@@ -157,13 +166,33 @@ def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, mi
         quotas = _allocate(n, [len(f) for _, _, f in prepared])
     rows = []
     for (src, attrs, frame), quota in zip(prepared, quotas):
-        made = _attribute_source(frame, attrs, src.identity_column, quota, rng, min_age_gap, src.name, progress)
-        report.per_source[src.name] = len(made)
+        if fractions is None:
+            parts = [("", frame, quota)]
+        else:
+            unit = frame[src.identity_column] if src.identity_column else frame["path"]
+            strata = ["|".join(map(str, k)) for k in zip(*(frame[a] for a in attrs))]
+            owner = assign_units(unit, fractions, seed, strata)
+            shares = _allocate(quota, list(parse_fractions(fractions)))
+            parts = [(sp, frame[owner == sp].reset_index(drop=True), q) for sp, q in zip(SPLITS, shares)]
+        made_here = 0
+        for split, part, q in parts:
+            label = f"{src.name} {split}".strip()
+            made = _attribute_source(part, attrs, src.identity_column, q, rng, min_age_gap, label, progress)
+            rows.extend(m + (split,) for m in made)
+            made_here += len(made)
+        report.per_source[src.name] = made_here
         report.images_used += len(frame)
-        rows.extend(made)
-    out = pd.DataFrame(rows, columns=["anchor", "a", "b", "stratum"])
+    out = pd.DataFrame(rows, columns=["anchor", "a", "b", "stratum", "split"])
     out.insert(3, "p_a", 1.0)
     out.insert(4, "source", "proxy-attribute")
+    return _finish(out, report, fractions)
+
+
+def _finish(out: pd.DataFrame, report: ProxyReport, fractions) -> tuple[pd.DataFrame, ProxyReport]:
+    if fractions is None:
+        out = out.drop(columns="split")
+    else:
+        report.per_split = {sp: int((out["split"] == sp).sum()) for sp in SPLITS}
     report.made = len(out)
     report.per_stratum = out["stratum"].value_counts().sort_index().to_dict()
     return out, report
@@ -239,7 +268,7 @@ def _attribute_source(frame: pd.DataFrame, attrs: list[str], identity_column: st
 
 
 def identity_triplets(labels: pd.DataFrame, n: int, seed: int = 0, identity_column: str = "identity",
-                      negative_same: tuple[str, ...] = (), root: str | Path | None = None,
+                      negative_same: tuple[str, ...] = (), root: str | Path | None = None, fractions=None,
                       progress: bool | None = None) -> tuple[pd.DataFrame, ProxyReport]:
     """Identity proxy triplets (``source = proxy-identity``); see the module docstring.
 
@@ -249,26 +278,50 @@ def identity_triplets(labels: pd.DataFrame, n: int, seed: int = 0, identity_colu
         n: Number of triplets.
         negative_same: Attributes ``b``'s person must share with the anchor (e.g. ``("gender",)``).
         root: Dataset root; when given, rows whose image is missing are skipped (and counted).
+        fractions: ``(train, val, test)`` shares: people are first given to splits (stratified by
+            ``negative_same`` attributes) and each split's triplets use only its people, so the ``split``
+            column is disjoint by image and by identity with nothing dropped.
     """
     rng = np.random.default_rng(seed)
     report = ProxyReport(requested=n)
     cols = [identity_column] + list(negative_same)
-    extra = ["gender"] if "gender" in labels.columns and "gender" not in cols else []
     frame = _usable(labels, cols, Path(root) if root is not None else None, "identity labels", report)
-    if extra:
+    if "gender" in frame.columns and "gender" not in cols:
         frame["gender"] = frame["gender"].astype(str).str.strip().str.lower()
     report.images_used = len(frame)
-    ident = frame[identity_column].to_numpy()
+    if fractions is None:
+        parts = [("", frame, n)]
+    else:
+        strata = ["|".join(map(str, k)) for k in zip(*(frame[a] for a in negative_same))] if negative_same else None
+        owner = assign_units(frame[identity_column], fractions, seed, strata)
+        shares = _allocate(n, list(parse_fractions(fractions)))
+        parts = [(sp, frame[owner == sp].reset_index(drop=True), q) for sp, q in zip(SPLITS, shares)]
+    rows = []
+    for split, part, q in parts:
+        made = _identity_part(part, q, rng, identity_column, negative_same, f"proxy-identity {split}".strip(),
+                              progress)
+        rows.extend(m + (split,) for m in made)
+    out = pd.DataFrame(rows, columns=["anchor", "a", "b", "stratum", "split"])
+    out.insert(3, "p_a", 1.0)
+    out.insert(4, "source", "proxy-identity")
+    report.per_source["identity labels"] = len(out)
+    return _finish(out, report, fractions)
+
+
+def _identity_part(frame: pd.DataFrame, n: int, rng: np.random.Generator, identity_column: str,
+                   negative_same: tuple[str, ...], label: str, progress) -> list[tuple]:
+    if n <= 0:
+        return []
     paths = frame["path"].to_numpy()
-    by_id: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in frame.groupby(identity_column, sort=True).indices.items()}
+    by_id: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in
+                                    frame.groupby(identity_column, sort=True).indices.items()}
     ids = np.asarray(sorted(by_id))
-    anchors_ids = np.asarray([i for i in ids if len(by_id[i]) >= 2])
-    if len(anchors_ids) == 0 or len(ids) < 2:
-        raise AnnotationError("identity labels need at least one person with two images and two people "
-                              f"(found {len(ids)} people, {len(anchors_ids)} with two or more images)")
-    id_attr = {}
-    for attr in negative_same:
-        id_attr[attr] = frame.groupby(identity_column, sort=True)[attr].agg(lambda s: s.mode().iat[0]).to_dict()
+    anchor_ids = np.asarray([i for i in ids if len(by_id[i]) >= 2])
+    if len(anchor_ids) == 0 or len(ids) < 2:
+        raise AnnotationError(f"{label}: identity labels need at least one person with two images and two people "
+                              f"(found {len(ids)} people, {len(anchor_ids)} with two or more images)")
+    id_attr = {attr: frame.groupby(identity_column, sort=True)[attr].agg(lambda s: s.mode().iat[0]).to_dict()
+               for attr in negative_same}
     neg_pool: dict[tuple, np.ndarray] = {}
 
     def negatives(person: str) -> np.ndarray:
@@ -279,33 +332,23 @@ def identity_triplets(labels: pd.DataFrame, n: int, seed: int = 0, identity_colu
 
     gender = frame["gender"].to_numpy() if "gender" in frame.columns else None
     out, seen, tries = [], set(), 0
-    bar = iter(track(range(n), "proxy-identity", total=n, enabled=progress))
+    bar = iter(track(range(n), label, total=n, enabled=progress))
     while len(out) < n and tries < n * _MAX_TRIES_PER_TRIPLET:
         tries += 1
-        person = anchors_ids[rng.integers(len(anchors_ids))]
-        imgs = by_id[person]
-        anchor, a = (int(x) for x in rng.choice(imgs, size=2, replace=False))
+        person = anchor_ids[rng.integers(len(anchor_ids))]
+        anchor, a = (int(x) for x in rng.choice(by_id[person], size=2, replace=False))
         pool = negatives(person)
         other = pool[rng.integers(len(pool))]
         if other == person:
             continue
         b_imgs = by_id[other]
         b = int(b_imgs[rng.integers(len(b_imgs))])
-        key = (anchor, a, b)
-        if key in seen:
+        if (anchor, a, b) in seen:
             continue
-        seen.add(key)
-        stratum = "identity"
-        if gender is not None and gender[b] != gender[anchor]:
-            stratum = "identity+gender"
+        seen.add((anchor, a, b))
+        stratum = "identity+gender" if gender is not None and gender[b] != gender[anchor] else "identity"
         out.append((paths[anchor], paths[a], paths[b], stratum))
         next(bar, None)
     for _ in bar:
         pass
-    result = pd.DataFrame(out, columns=["anchor", "a", "b", "stratum"])
-    result.insert(3, "p_a", 1.0)
-    result.insert(4, "source", "proxy-identity")
-    report.made = len(result)
-    report.per_source["identity labels"] = len(result)
-    report.per_stratum = result["stratum"].value_counts().sort_index().to_dict()
-    return result, report
+    return out

@@ -149,6 +149,15 @@ def _require(frame: pd.DataFrame, path, columns: Iterable[str], what: str, examp
                               f"(found: {found}); the header must include {example}")
 
 
+def _blank(value) -> bool:
+    """Missing: None, NaN / NA, or an empty / 'nan' string."""
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return str(value).strip() in ("", "nan", "NaN", "<NA>", "None")
+
+
 def _parse_bool(value: str) -> bool | None:
     v = str(value).strip().lower()
     if v in _TRUE:
@@ -182,8 +191,7 @@ def validate_judgments(frame: pd.DataFrame, path: str | os.PathLike = "<judgment
         if col in frame.columns:
             out[col] = frame[col].to_numpy()
     for col in _STRING_COLUMNS & set(out.columns):
-        out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-        out[col] = out[col].str.strip()
+        out[col] = pd.Series(["" if _blank(v) else str(v).strip() for v in out[col]], dtype=object)
     _check_paths(out, path, kind)
     out["choice"] = out["choice"].str.lower()
     bad = np.flatnonzero(~out["choice"].isin(CHOICES).to_numpy())
@@ -210,9 +218,10 @@ def validate_judgments(frame: pd.DataFrame, path: str | os.PathLike = "<judgment
                                   "true/false")
         out["is_gold"] = np.asarray(parsed, dtype=bool)
     if "response_ms" in out.columns:
-        num = pd.to_numeric(out["response_ms"].replace("", np.nan), errors="coerce")
-        bad = np.flatnonzero((num.isna() & out["response_ms"].astype(str).str.strip().ne("")
-                              & out["response_ms"].astype(str).ne("nan")).to_numpy() | (num < 0).to_numpy())
+        blank = np.asarray([_blank(v) for v in out["response_ms"]], dtype=bool)
+        num = pd.to_numeric(pd.Series([np.nan if b else v for v, b in zip(out["response_ms"], blank)],
+                                      dtype=object), errors="coerce")
+        bad = np.flatnonzero((num.isna().to_numpy() & ~blank) | (num < 0).to_numpy())
         if len(bad):
             i = int(bad[0])
             raise AnnotationError(f"{_where(path, kind, i)}: response_ms {out['response_ms'].iat[i]!r} is not a "
@@ -253,8 +262,7 @@ def validate_triplets(frame: pd.DataFrame, path: str | os.PathLike = "<triplets>
         if col in frame.columns:
             out[col] = frame[col].to_numpy()
     for col in _STRING_COLUMNS & set(out.columns):
-        out[col] = out[col].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-        out[col] = out[col].str.strip()
+        out[col] = pd.Series(["" if _blank(v) else str(v).strip() for v in out[col]], dtype=object)
     _check_paths(out, path, kind)
     same = np.flatnonzero((out["anchor"].eq(out["a"]) | out["anchor"].eq(out["b"]) | out["a"].eq(out["b"]))
                           .to_numpy())
@@ -263,9 +271,9 @@ def validate_triplets(frame: pd.DataFrame, path: str | os.PathLike = "<triplets>
                               "(anchor, a and b must be three different images)")
     for col in ("n_a", "n_b"):
         if col in out.columns:
-            raw = out[col].map(lambda v: "" if v is None else str(v).strip())
-            num = pd.to_numeric(raw.replace({"": np.nan, "nan": np.nan, "<NA>": np.nan}), errors="coerce")
-            bad = np.flatnonzero(((num.isna() & ~raw.isin(["", "nan", "<NA>"])) | (num < 0)
+            raw = pd.Series(["" if _blank(v) else str(v).strip() for v in out[col]], dtype=object)
+            num = pd.to_numeric(raw.replace({"": np.nan}), errors="coerce")
+            bad = np.flatnonzero(((num.isna() & raw.ne("")) | (num < 0)
                                   | (num.notna() & (num % 1 != 0))).to_numpy())
             if len(bad):
                 i = int(bad[0])
@@ -273,11 +281,11 @@ def validate_triplets(frame: pd.DataFrame, path: str | os.PathLike = "<triplets>
                                       "whole number of votes")
             out[col] = num.astype("Int64")
     if "p_a" in out.columns:
-        raw = out["p_a"].map(lambda v: "" if v is None else str(v).strip())
-        num = pd.to_numeric(raw.replace({"": np.nan, "nan": np.nan}), errors="coerce")
+        raw = pd.Series(["" if _blank(v) else str(v).strip() for v in out["p_a"]], dtype=object)
+        num = pd.to_numeric(raw.replace({"": np.nan}), errors="coerce")
         bad = np.flatnonzero((num.isna() | (num < 0) | (num > 1)).to_numpy())
         if has_votes:  # an empty p_a is fine where votes are given
-            bad = np.array([i for i in bad if raw.iat[i] not in ("", "nan")], dtype=int)
+            bad = np.array([i for i in bad if raw.iat[i] != ""], dtype=int)
         if len(bad):
             i = int(bad[0])
             raise AnnotationError(f"{_where(path, kind, i)}: p_a {raw.iat[i]!r} is not a number in [0, 1] "
@@ -352,7 +360,7 @@ def _drop_empty_optional(frame: pd.DataFrame, required: tuple[str, ...]) -> pd.D
 def write_judgments(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Validate and write judgments (canonical column order; all-empty optional columns left out)."""
     out = validate_judgments(frame.reset_index(drop=True), path="<judgments to write>")
-    if "is_gold" in out.columns and not out["is_gold"].any() and "gold_choice" not in out.columns:
+    if "is_gold" in out.columns and not out["is_gold"].any():
         out = out.drop(columns="is_gold")
     return write_table(_drop_empty_optional(out, JUDGMENT_REQUIRED), path)
 
