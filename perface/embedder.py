@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from perface.errors import NoFaceError, PerFaceError
+from perface.errors import NoFaceError
+from perface.face.batch import align_many, image_name
 from perface.face.pipeline import ON_NO_FACE, AlignedFace, FacePipeline
 from perface.io.image import load_image
 from perface.preprocessing import Preprocessing
@@ -41,30 +42,6 @@ class FaceResult:
     status: str = "ok"
     error: str = ""
     detector: str = ""
-
-
-def _name(image: ImageLike, i: int) -> str:
-    if isinstance(image, (str, os.PathLike)):
-        return os.fspath(image)
-    return f"<image {i}>"
-
-
-# Worker-process state for parallel detection (spawned processes import no torch).
-_WORKER_PIPELINE: FacePipeline | None = None
-
-
-def _init_worker(preprocessing: dict, face_options: dict) -> None:
-    global _WORKER_PIPELINE
-    _WORKER_PIPELINE = FacePipeline(Preprocessing.from_dict(preprocessing), **face_options)
-
-
-def _prepare(args: tuple[ImageLike, str, str | int, str], pipeline: FacePipeline | None = None):
-    image, name, face, on_no_face = args
-    pipeline = pipeline or _WORKER_PIPELINE
-    try:
-        return pipeline(load_image(image), face=face, on_no_face=on_no_face, name=name), None
-    except PerFaceError as exc:
-        return None, exc
 
 
 class FaceEmbedder:
@@ -105,7 +82,7 @@ class FaceEmbedder:
 
     def faces(self, image: ImageLike, face: str | int = "largest", on_no_face: str = "error") -> list[AlignedFace]:
         """Aligned faces of one image (see :meth:`perface.face.FacePipeline.__call__`)."""
-        return self.pipeline(load_image(image), face=face, on_no_face=on_no_face, name=_name(image, 0))
+        return self.pipeline(load_image(image), face=face, on_no_face=on_no_face, name=image_name(image, 0))
 
     # --- embeddings -----------------------------------------------------------------------------------
     def embed_chips(self, chips: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -149,7 +126,7 @@ class FaceEmbedder:
             images = [images]
         chips = []
         for i, image in enumerate(images):
-            (aligned,) = self.pipeline(load_image(image), face=face, on_no_face=on_no_face, name=_name(image, i))
+            (aligned,) = self.pipeline(load_image(image), face=face, on_no_face=on_no_face, name=image_name(image, i))
             chips.append(aligned.chip)
         if not chips:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
@@ -173,8 +150,6 @@ class FaceEmbedder:
         """
         if on_no_face not in ON_NO_FACE:
             raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")
-        images = list(images)
-        jobs = [(img, _name(img, i), face, on_no_face) for i, img in enumerate(images)]
         results: list[FaceResult] = []
         pending: list[tuple[FaceResult, np.ndarray]] = []
 
@@ -185,9 +160,9 @@ class FaceEmbedder:
                     res.embedding = e
                 pending.clear()
 
-        def consume(job, outcome) -> None:
-            aligned, exc = outcome
-            name = job[1]
+        for name, aligned, exc in align_many(images, self.preprocessing, self._face_options(), face=face,
+                                             on_no_face=on_no_face, workers=workers,
+                                             pipeline=None if workers else self.pipeline):
             if exc is not None:
                 status = "no_face" if isinstance(exc, NoFaceError) else "error"
                 results.append(FaceResult(path=name, status=status, error=str(exc)))
@@ -203,18 +178,6 @@ class FaceEmbedder:
                 flush()
             if progress:
                 progress(1)
-
-        if workers and workers > 0 and len(jobs) > 1:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")  # never fork a process that may hold torch/OpenMP threads
-            with ctx.Pool(workers, initializer=_init_worker,
-                          initargs=(self.preprocessing.to_dict(), self._face_options())) as pool:
-                for job, outcome in zip(jobs, pool.imap(_prepare, jobs, chunksize=4)):
-                    consume(job, outcome)
-        else:
-            for job in jobs:
-                consume(job, _prepare(job, self.pipeline))
         flush()
         return results
 
@@ -235,9 +198,9 @@ class FaceEmbedder:
         for i, img in enumerate((a, b)):
             array = load_image(img)
             all_faces = self.pipeline.detect(array)
-            (aligned,) = self.pipeline.select(array, all_faces, face=face, on_no_face=on_no_face, name=_name(img, i))
+            (aligned,) = self.pipeline.select(array, all_faces, face=face, on_no_face=on_no_face, name=image_name(img, i))
             chips.append(aligned.chip)
-            faces.append({"image": _name(img, i), "face_index": aligned.index, "faces_found": len(all_faces),
+            faces.append({"image": image_name(img, i), "face_index": aligned.index, "faces_found": len(all_faces),
                           **{k: v for k, v in aligned.face.to_dict().items() if k != "landmarks"}})
         emb = self.embed_chips(np.stack(chips))
         return {"score": float(np.dot(emb[0], emb[1])), "model": self.name, "faces": faces}

@@ -77,6 +77,28 @@ class PerFace(nn.Module, FaceEmbedder):
             z = self.head(z)
         return F.normalize(z, dim=1)
 
+    # --- staged forward (training freezes the first stages and may cache their output) ------------------
+    @property
+    def num_stages(self) -> int:
+        return len(self.backbone.stages)
+
+    def trunk(self, x: torch.Tensor, frozen_stages: int) -> torch.Tensor:
+        """Stem and the first ``frozen_stages`` stages: (N, 3, S, S) chips -> feature map."""
+        x = self.backbone.stem(x)
+        for stage in list(self.backbone.stages)[:frozen_stages]:
+            x = stage(x)
+        return x
+
+    def top(self, features: torch.Tensor, frozen_stages: int) -> torch.Tensor:
+        """The remaining stages, backbone head and projection head: feature map -> (N, D) L2-normalised."""
+        x = features
+        for stage in list(self.backbone.stages)[frozen_stages:]:
+            x = stage(x)
+        z = self.backbone.head(x)
+        if self.head is not None:
+            z = self.head(z)
+        return F.normalize(z, dim=1)
+
     def embed(self, images, *args, **kwargs):  # noqa: D102 - documented on FaceEmbedder
         if isinstance(images, torch.Tensor):
             return self.embed_tensor(images)

@@ -144,18 +144,22 @@ class IResNet(nn.Module):
         Returns:
             (N, num_features) raw embeddings.
         """
-        x = self.conv1(x)
-        x = self.bn1(x)
-        x = self.prelu(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
-        x = self.bn2(x)
-        x = torch.flatten(x, 1)
-        x = self.dropout(x)
-        x = self.fc(x)
-        return self.features(x)
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+    # Staged interface shared with DlibResNet (training freezes all but the last stages).
+    @property
+    def stages(self) -> list[nn.Sequential]:
+        """The four residual stages, input side first."""
+        return [self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(self.bn1(self.conv1(x)))
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.fc(self.dropout(torch.flatten(self.bn2(x), 1))))
 
 
 def build_iresnet(depth: int, weights: str | os.PathLike | None = None, **kwargs) -> IResNet:

@@ -1,0 +1,106 @@
+"""Aligned face chips computed once and kept on disk, so training epochs never re-run detection.
+
+Each chip is stored as ``<cache>/chips/<setting key>/<sha[:2]>/<sha256 of the image file>.npy`` where the
+setting key hashes the preprocessing (template, size, padding), the detector options and the no-face
+policy. Images that yield no chip are recorded with the reason in ``failures.json`` beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from perface.cache import cache_dir
+from perface.face.batch import align_many
+from perface.preprocessing import Preprocessing
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ChipCache:
+    """Disk cache of uint8 (size, size, 3) RGB chips.
+
+    Args:
+        preprocessing: The model's preprocessing (chip geometry).
+        face_options: Detector options (``detector``, ``upsample``, ``max_side``).
+        on_no_face: Policy for images without a detected face (``"whole-image"`` suits tight crops).
+        cache: Cache root (default: :func:`perface.cache.cache_dir`).
+    """
+
+    def __init__(self, preprocessing: Preprocessing, face_options: dict | None = None,
+                 on_no_face: str = "whole-image", cache: str | os.PathLike | None = None):
+        self.preprocessing = preprocessing
+        self.face_options = {"detector": "hog", "upsample": 0, "max_side": 1024, **(face_options or {})}
+        self.on_no_face = on_no_face
+        setting = json.dumps({"pre": preprocessing.to_dict(), "face": self.face_options, "no_face": on_no_face},
+                             sort_keys=True)
+        self.key = hashlib.sha256(setting.encode()).hexdigest()[:16]
+        self.dir = cache_dir(cache) / "chips" / self.key
+        self._digest: dict[str, str] = {}
+
+    def digest(self, path: str | os.PathLike) -> str:
+        key = os.fspath(path)
+        if key not in self._digest:
+            self._digest[key] = file_sha256(key)
+        return self._digest[key]
+
+    def chip_path(self, path: str | os.PathLike) -> Path:
+        d = self.digest(path)
+        return self.dir / d[:2] / f"{d}.npy"
+
+    def _failures(self) -> dict[str, str]:
+        f = self.dir / "failures.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    def prepare(self, paths: Iterable[str | os.PathLike], workers: int = 2,
+                progress: Callable[[int], None] | None = None) -> dict[str, str]:
+        """Compute the chips that are not cached yet.
+
+        Returns:
+            ``{path: reason}`` for every image that has no chip (now or from an earlier run).
+        """
+        paths = list(dict.fromkeys(os.fspath(p) for p in paths))
+        failures = self._failures()
+        todo, failed = [], {}
+        for p in paths:
+            try:
+                d = self.digest(p)
+            except OSError as exc:
+                failed[p] = f"cannot read {p}: {exc.strerror or exc}"
+                continue
+            if d in failures:
+                failed[p] = failures[d]
+            elif not self.chip_path(p).is_file():
+                todo.append(p)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name, aligned, exc in align_many(todo, self.preprocessing, self.face_options, face="largest",
+                                             on_no_face=self.on_no_face, workers=workers):
+            if exc is not None or not aligned:
+                reason = str(exc) if exc is not None else f"no face found in {name}"
+                failed[name] = reason
+                failures[self.digest(name)] = reason
+            else:
+                target = self.chip_path(name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(f".tmp{os.getpid()}.npy")
+                np.save(tmp, aligned[0].chip)
+                os.replace(tmp, target)
+            if progress:
+                progress(1)
+        (self.dir / "failures.json").write_text(json.dumps(failures, indent=0, sort_keys=True))
+        return failed
+
+    def load(self, path: str | os.PathLike) -> np.ndarray:
+        """The cached chip of ``path`` (call :meth:`prepare` first)."""
+        return np.load(self.chip_path(path))

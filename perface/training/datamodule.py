@@ -1,0 +1,147 @@
+"""LightningDataModule over canonical triplet files (see data/annotations/README.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from perface.annotations.schema import read_triplets
+from perface.errors import AnnotationError
+from perface.preprocessing import Preprocessing
+from perface.training.augment import chip_augmentation
+from perface.training.chip_cache import ChipCache
+from perface.training.triplet_dataset import TripletDataset
+
+
+def default_root() -> str:
+    """``$PERFACE_DATA``, else ``../shared/data`` next to the current directory."""
+    return os.environ.get("PERFACE_DATA") or str(Path("..") / "shared" / "data")
+
+
+class TripletDataModule(pl.LightningDataModule):
+    """Train/val triplets with chips detected and aligned once (cached on disk, keyed by image content).
+
+    The chip geometry and normalisation come from the model being trained (``trainer.lightning_module.model
+    .preprocessing``), or from ``preprocessing`` when the data module is used on its own.
+
+    Args:
+        train: Triplet file (CSV or Parquet). With a ``split`` column, rows ``train`` train and rows ``val``
+            validate (unless ``val`` is given).
+        val: Separate validation triplet file.
+        root: Dataset root the image paths are relative to (default: ``$PERFACE_DATA``).
+        batch_size: Triplets per batch.
+        num_workers: DataLoader workers.
+        augment: Augmentation strength for training chips (0 = none, which also lets the model cache the
+            output of its frozen stages).
+        max_train: Use at most this many training triplets (seeded sample; for smoke runs).
+        max_val: Likewise for validation.
+        on_no_face: Policy for images where no face is detected (``whole-image`` for tight crops).
+        detector: ``hog`` or ``cnn``.
+        upsample: Detector upsampling steps.
+        prep_workers: Processes for the one-time chip preparation.
+        cache_dir: Cache root (default: ``$PERFACE_CACHE`` or the user cache dir).
+        seed: Seed for ``max_*`` sampling.
+    """
+
+    def __init__(self, train: str, val: str | None = None, root: str | None = None, batch_size: int = 64,
+                 num_workers: int = 0, augment: float = 1.0, max_train: int | None = None,
+                 max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog",
+                 upsample: int = 0, prep_workers: int = 2, cache_dir: str | None = None, seed: int = 0,
+                 preprocessing: Preprocessing | None = None):
+        super().__init__()
+        self.train_file = train
+        self.val_file = val
+        self.root = Path(root or default_root())
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augment = float(augment)
+        self.max_train, self.max_val = max_train, max_val
+        self.on_no_face = on_no_face
+        self.face_options = {"detector": detector, "upsample": upsample}
+        self.prep_workers = prep_workers
+        self.cache_dir = cache_dir
+        self.seed = seed
+        self._preprocessing = preprocessing
+        self.skipped: dict[str, str] = {}
+
+    # --- data ------------------------------------------------------------------------------------------
+    @property
+    def preprocessing(self) -> Preprocessing:
+        if self._preprocessing is not None:
+            return self._preprocessing
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.lightning_module is None:
+            raise RuntimeError("TripletDataModule needs a preprocessing: attach it to a Trainer with a PerFace "
+                               "module or pass preprocessing=")
+        return trainer.lightning_module.model.preprocessing
+
+    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        train = read_triplets(self.train_file)
+        if self.val_file:
+            val = read_triplets(self.val_file)
+        elif "split" in train.columns:
+            val = train[train["split"] == "val"]
+            train = train[train["split"] == "train"]
+        else:
+            raise AnnotationError(f"{self.train_file}: no 'split' column and no val file; give data.val or split "
+                                  "the file with 'perface triplets split'")
+        train = self._limit(train.reset_index(drop=True), self.max_train)
+        val = self._limit(val.reset_index(drop=True), self.max_val)
+        if len(train) == 0 or len(val) == 0:
+            raise AnnotationError(f"{self.train_file}: {len(train)} train and {len(val)} val triplets; need both")
+        return train, val
+
+    def _limit(self, frame: pd.DataFrame, n: int | None) -> pd.DataFrame:
+        if n is None or len(frame) <= n:
+            return frame
+        return frame.sample(n=n, random_state=self.seed).sort_index().reset_index(drop=True)
+
+    def _chip_cache(self) -> ChipCache:
+        return ChipCache(self.preprocessing, self.face_options, self.on_no_face, self.cache_dir)
+
+    def _images(self, frames) -> list[str]:
+        names = pd.unique(pd.concat([f[c] for f in frames for c in ("anchor", "a", "b")]))
+        return [str(self.root / n) for n in names]
+
+    def prepare_data(self) -> None:
+        # Runs once per node (local rank 0): detection + alignment into the disk cache.
+        frames = self._frames()
+        from rich.progress import Progress
+
+        images = self._images(frames)
+        with Progress(transient=True) as bar:
+            task = bar.add_task("aligning faces (once)", total=len(images))
+            self._chip_cache().prepare(images, workers=self.prep_workers, progress=lambda n: bar.advance(task, n))
+
+    def setup(self, stage: str | None = None) -> None:
+        train, val = self._frames()
+        cache = self._chip_cache()
+        images = self._images((train, val))
+        self.skipped = cache.prepare(images, workers=self.prep_workers)  # no-op when prepare_data ran
+        usable = [p for p in images if p not in self.skipped]
+        position = {p: i for i, p in enumerate(usable)}
+        self.chips = np.stack([cache.load(p) for p in usable]) if usable else None
+        self.image_paths = usable
+        self.train_set = self._dataset(train, position, augment=self.augment > 0)
+        self.val_set = self._dataset(val, position, augment=False)
+
+    def _dataset(self, frame: pd.DataFrame, position: dict[str, int], augment: bool) -> TripletDataset:
+        cols = [frame[c].map(lambda n: position.get(str(self.root / n), -1)).to_numpy() for c in ("anchor", "a", "b")]
+        index = np.stack(cols, axis=1).astype(np.int64)
+        keep = (index >= 0).all(axis=1)
+        p_a = frame["p_a"].to_numpy(dtype=np.float32)
+        return TripletDataset(index[keep], p_a[keep], self.chips, self.preprocessing,
+                              chip_augmentation(self.augment) if augment else None)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+                          drop_last=len(self.train_set) > self.batch_size, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)

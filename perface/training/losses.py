@@ -1,0 +1,61 @@
+"""Triplet losses on cosine distance with soft (agreement-weighted) labels.
+
+Each triplet (anchor, a, b) is oriented by its majority (``p_a >= 0.5``: a is the positive) and weighted by
+the judges' agreement ``|2 p_a - 1|`` (ties carry no weight).
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_metric_learning.distances import CosineSimilarity
+from pytorch_metric_learning.losses import TripletMarginLoss
+from pytorch_metric_learning.reducers import DoNothingReducer
+
+LOSSES = ("triplet", "hinge")
+
+
+class SoftTripletLoss(torch.nn.Module):
+    """Agreement-weighted triplet loss.
+
+    Args:
+        kind: ``"triplet"``: pytorch-metric-learning ``TripletMarginLoss`` with cosine similarity on the
+            precomputed triplets (``indices_tuple``); ``"hinge"``: DreamSim's hinge on the distance difference,
+            ``max(0, margin - y * (d(anchor, b) - d(anchor, a)))`` with y = +1 when a is preferred.
+        margin: Margin in cosine-distance units.
+    """
+
+    def __init__(self, kind: str = "triplet", margin: float = 0.05):
+        super().__init__()
+        if kind not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {kind!r}")
+        self.kind = kind
+        self.margin = margin
+        self.triplet = TripletMarginLoss(margin=margin, distance=CosineSimilarity(), reducer=DoNothingReducer())
+
+    def forward(self, anchor: torch.Tensor, a: torch.Tensor, b: torch.Tensor, p_a: torch.Tensor) -> torch.Tensor:
+        """Weighted mean loss.
+
+        Args:
+            anchor, a, b: (B, D) L2-normalised embeddings.
+            p_a: (B,) share of judges preferring ``a``.
+        """
+        weight = (2 * p_a - 1).abs()
+        a_wins = p_a >= 0.5
+        if self.kind == "hinge":
+            d_a = 1 - (anchor * a).sum(1)
+            d_b = 1 - (anchor * b).sum(1)
+            y = torch.where(a_wins, 1.0, -1.0)
+            losses = torch.clamp(self.margin - y * (d_b - d_a), min=0)
+        else:
+            n = len(anchor)
+            pos = torch.where(a_wins[:, None], a, b)
+            neg = torch.where(a_wins[:, None], b, a)
+            emb = torch.cat([anchor, pos, neg])
+            idx = torch.arange(n, device=emb.device)
+            out = self.triplet(emb, indices_tuple=(idx, idx + n, idx + 2 * n))["loss"]
+            losses = torch.zeros(n, device=emb.device, dtype=emb.dtype)
+            if torch.is_tensor(out["losses"]) and out["losses"].numel() == n:
+                losses = out["losses"]
+            elif torch.is_tensor(out["losses"]) and out["losses"].numel():
+                losses = losses.index_put((out["indices"][0],), out["losses"])
+        return (weight * losses).sum() / weight.sum().clamp_min(1e-8)

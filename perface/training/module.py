@@ -1,0 +1,186 @@
+"""LightningModule that holds a :class:`perface.model.PerFace` and fine-tunes it on triplets."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torchmetrics import MeanMetric
+
+from perface.backbones.dlib_resnet import Affine
+from perface.model import PerFace
+from perface.training.losses import SoftTripletLoss
+
+
+class PerFaceModule(pl.LightningModule):
+    """Triplet fine-tuning of a face backbone.
+
+    The inference model is ``self.model`` (a :class:`PerFace`); checkpoints carry its config and
+    preprocessing, so ``perface.load("x.ckpt")`` and ``perface score --model x.ckpt`` work without Lightning.
+
+    Args:
+        backbone: Registry name (``dlib_resnet``, ``iresnet50``, ...).
+        backbone_weights: Weights file for backbones without packaged weights (insightface ``.onnx`` or
+            arcface_torch ``.pth``).
+        head_dim: Optional projection head width (identity-initialised when equal to the backbone's width).
+        name: Name the trained model reports.
+        loss: ``triplet`` (pytorch-metric-learning TripletMarginLoss) or ``hinge`` (DreamSim-style).
+        margin: Loss margin in cosine-distance units.
+        trainable_stages: Train only the last N residual stages (+ head); None trains everything.
+        freeze_affine: Keep normalisation / affine layers of the backbone fixed.
+        lr: Learning rate of the backbone.
+        head_lr: Learning rate of the projection head.
+        weight_decay: AdamW weight decay.
+        warmup_fraction: Share of the training steps with linear warm-up before the cosine decay.
+        cache_frozen_features: When training chips are not augmented, compute the frozen stages' output once
+            per image and reuse it in later epochs.
+        identity_weight: Weight of a retention term ``1 - cos(z, z_base)`` that keeps embeddings near the base
+            model's (identity retention); 0 disables it.
+    """
+
+    def __init__(self, backbone: str = "dlib_resnet", backbone_weights: str | None = None, head_dim: int | None = None,
+                 name: str = "perface", loss: str = "triplet", margin: float = 0.05, trainable_stages: int | None = 2,
+                 freeze_affine: bool = True, lr: float = 1e-4, head_lr: float = 1e-3, weight_decay: float = 1e-4,
+                 warmup_fraction: float = 0.05, cache_frozen_features: bool = True, identity_weight: float = 0.0):
+        super().__init__()
+        self.save_hyperparameters()
+        kwargs = {"weights": backbone_weights} if backbone_weights else {}
+        self.model = PerFace(backbone=backbone, head_dim=head_dim, backbone_kwargs=kwargs, name=name)
+        n = self.model.num_stages
+        if trainable_stages is not None and not 0 <= trainable_stages <= n:
+            raise ValueError(f"trainable_stages must be in 0..{n} for {backbone}, got {trainable_stages}")
+        self.frozen_stages = 0 if trainable_stages is None else n - trainable_stages
+        self.criterion = SoftTripletLoss(loss, margin)
+        self._freeze()
+        self.base_top = None
+        if identity_weight > 0:
+            import copy
+
+            self.base_top = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self._features: dict[int, torch.Tensor] = {}
+        self.val_soft = MeanMetric()
+        self.val_hard = MeanMetric()
+        self.train()  # PerFace starts in eval mode (inference); frozen BN layers stay in eval (see train())
+
+    # --- parameters ------------------------------------------------------------------------------------
+    def _freeze(self) -> None:
+        backbone = self.model.backbone
+        trainable = list(backbone.stages)[self.frozen_stages:]
+        for p in backbone.parameters():
+            p.requires_grad_(self.frozen_stages == 0)
+        for stage in trainable:
+            stage.requires_grad_(True)
+        # the backbone's head (fc etc.) trains along with the last stages
+        for name, module in backbone.named_children():
+            if name in ("fc", "features", "bn2") and self.frozen_stages < self.model.num_stages:
+                module.requires_grad_(True)
+        if self.hparams.freeze_affine:
+            for m in backbone.modules():
+                if isinstance(m, (Affine, torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
+                    m.requires_grad_(False)
+        if hasattr(backbone, "features"):  # arcface_torch keeps the feature scale fixed
+            backbone.features.weight.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # frozen BN layers keep their running statistics; dlib's affine layers have none
+        for m in self.model.backbone.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)) and not any(
+                    p.requires_grad for p in m.parameters()):
+                m.eval()
+        if self.base_top is not None:
+            self.base_top.eval()
+        return self
+
+    # --- forward ---------------------------------------------------------------------------------------
+    def _embed(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        """(M, 3, S, S) chips with image ids (M,) -> (M, D) embeddings, reusing cached frozen features."""
+        k = self.frozen_stages
+        if k == 0:
+            return self.model.embed_tensor(images)
+        if not use_cache:
+            with torch.no_grad():
+                feats = self.model.trunk(images, k)
+            return self.model.top(feats, k)
+        id_list = ids.tolist()
+        missing = [i for i, j in enumerate(id_list) if j not in self._features]
+        if missing:
+            with torch.no_grad():
+                fresh = self.model.trunk(images[missing], k)
+            for i, f in zip(missing, fresh):
+                self._features[id_list[i]] = f.to("cpu", copy=True)
+        feats = torch.stack([self._features[j] for j in id_list]).to(images.device)
+        return self.model.top(feats, k)
+
+    def _use_feature_cache(self, training: bool) -> bool:
+        if not self.hparams.cache_frozen_features or self.frozen_stages == 0:
+            return False
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        return (not training) or (dm is not None and getattr(dm, "augment", 1.0) == 0)
+
+    def _triplet_embeddings(self, batch: dict, training: bool):
+        images = batch["images"]  # (B, 3, 3, S, S)
+        b = images.shape[0]
+        flat = images.flatten(0, 1)
+        z = self._embed(flat, batch["ids"].flatten(), self._use_feature_cache(training)).view(b, 3, -1)
+        return z[:, 0], z[:, 1], z[:, 2], flat
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        anchor, a, b, flat = self._triplet_embeddings(batch, training=True)
+        loss = self.criterion(anchor, a, b, batch["p_a"])
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(anchor))
+        if self.base_top is not None:
+            with torch.no_grad():
+                base = self.base_top.embed_tensor(flat)
+            z = torch.cat([anchor, a, b])
+            base = base.view(len(anchor), 3, -1).transpose(0, 1).reshape(len(z), -1)
+            retention = (1 - (z * base).sum(1)).mean()
+            self.log("train_retention", retention, on_epoch=True, batch_size=len(anchor))
+            loss = loss + self.hparams.identity_weight * retention
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        anchor, a, b, _ = self._triplet_embeddings(batch, training=False)
+        p_a = batch["p_a"]
+        sim_a, sim_b = (anchor * a).sum(1), (anchor * b).sum(1)
+        soft = torch.where(sim_a > sim_b, p_a, torch.where(sim_a < sim_b, 1 - p_a, torch.full_like(p_a, 0.5)))
+        majority = (p_a >= 0.5).float()
+        hard = torch.where(sim_a == sim_b, torch.full_like(p_a, 0.5), ((sim_a > sim_b).float() == majority).float())
+        self.val_soft.update(soft)
+        self.val_hard.update(hard)
+        self.log("val_loss", self.criterion(anchor, a, b, p_a), batch_size=len(anchor), sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("val_agreement", self.val_soft.compute(), prog_bar=True)
+        self.log("val_agreement_hard", self.val_hard.compute())
+        self.val_soft.reset()
+        self.val_hard.reset()
+
+    # --- optimisation ----------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        head = [p for p in (self.model.head.parameters() if self.model.head is not None else []) if p.requires_grad]
+        head_ids = {id(p) for p in head}
+        body = [p for p in self.model.parameters() if p.requires_grad and id(p) not in head_ids]
+        groups = [g for g in ({"params": body, "lr": self.hparams.lr}, {"params": head, "lr": self.hparams.head_lr})
+                  if g["params"]]
+        opt = torch.optim.AdamW(groups, weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.hparams.warmup_fraction * total)
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / (warmup + 1)
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- checkpoints -----------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["perface"] = self.model.config()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._features.clear()
