@@ -1,0 +1,223 @@
+"""Embedding cache for evaluation: embed each image once per (model, image content, preprocessing, face
+options), however many models, commands or runs ask for it.
+
+Entries live in one SQLite file per model key under ``perface.cache.cache_dir() / "embeddings"``:
+
+* the **model key** hashes the model's identity (the SHA-256 of its weights: the ``state_dict`` of a torch
+  model, the file of an ONNX model), its preprocessing JSON (alignment template, chip size, normalisation),
+  the face detector options and which face is used;
+* each **image** is keyed by the SHA-256 of its file content (renaming or moving files keeps the cache).
+
+Both detected faces and images where no face was found are remembered; a whole-image fallback embedding
+(``--on-no-face whole-image``) is stored beside the "no face" record, so switching between ``skip`` and
+``whole-image`` reuses everything. Decode errors are not cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from perface.embedder import FaceResult
+
+__all__ = ["CACHE_FORMAT", "EmbeddingCache", "embed_paths", "file_sha256", "model_identity"]
+
+CACHE_FORMAT = 1
+_DETECTED = "detected"
+_WHOLE = "whole-image"
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_identity(model) -> str:
+    """A string that changes whenever the model's weights change.
+
+    ONNX models (:class:`perface.onnx_model.OnnxPerFace`) provide ``identity()`` (their file's hash); torch
+    models are hashed from their ``state_dict`` (names, dtypes, shapes and values).
+
+    Raises:
+        TypeError: the model offers neither.
+    """
+    ident = getattr(model, "identity", None)
+    if callable(ident):
+        return str(ident())
+    state_dict = getattr(model, "state_dict", None)
+    if not callable(state_dict):
+        raise TypeError(f"cannot identify model {type(model).__name__} for caching (no identity() or state_dict())")
+    import torch  # only reached for torch models
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "torch-state-sha256:" + h.hexdigest()
+
+
+class EmbeddingCache:
+    """The cache of one model with one set of face options.
+
+    Args:
+        model: A loaded model (:func:`perface.load`).
+        face: ``"largest"`` or a face index (one embedding per image).
+        root: Folder of the cache files (default: ``cache_dir() / "embeddings"``).
+    """
+
+    def __init__(self, model, face: str | int = "largest", root: str | os.PathLike | None = None):
+        if root is None:
+            from perface.cache import cache_dir
+
+            root = cache_dir() / "embeddings"
+        self.root = Path(root)
+        self.description = {
+            "format": CACHE_FORMAT,
+            "model": model_identity(model),
+            "model_class": type(model).__name__,
+            "embedding_dim": int(model.embedding_dim),
+            "preprocessing": json.loads(model.preprocessing.to_json()),
+            "face_options": model._face_options(),
+            "face": face,
+        }
+        self.key = hashlib.sha256(json.dumps(self.description, sort_keys=True).encode()).hexdigest()
+        self.path = self.root / f"{self.key[:32]}.sqlite"
+        self.dim = int(model.embedding_dim)
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=60)
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            conn.execute("CREATE TABLE IF NOT EXISTS emb (image TEXT, variant TEXT, status TEXT, face_index INTEGER, "
+                         "box TEXT, detector TEXT, embedding BLOB, PRIMARY KEY (image, variant))")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('description', ?)", (json.dumps(self.description),))
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def lookup(self, hashes: Sequence[str]) -> dict[tuple[str, str], tuple]:
+        """``{(image_hash, variant): (status, face_index, box, detector, embedding)}`` for the cached ones."""
+        db = self._db()
+        out: dict[tuple[str, str], tuple] = {}
+        unique = list(dict.fromkeys(hashes))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            rows = db.execute(f"SELECT image, variant, status, face_index, box, detector, embedding FROM emb WHERE image IN "
+                              f"({','.join('?' * len(chunk))})", chunk).fetchall()
+            for image, variant, status, index, box, detector, blob in rows:
+                emb = np.frombuffer(blob, dtype=np.float32).copy() if blob is not None else None
+                if emb is not None and emb.shape != (self.dim,):
+                    continue  # damaged entry: recompute
+                out[(image, variant)] = (status, index, json.loads(box) if box else None, detector, emb)
+        return out
+
+    def store(self, rows: list[tuple[str, str, FaceResult]]) -> None:
+        """Remember ``(image_hash, variant, result)`` rows (``ok`` and ``no_face`` results only)."""
+        data = []
+        for image, variant, r in rows:
+            if r.status not in ("ok", "no_face"):
+                continue
+            blob = r.embedding.astype(np.float32).tobytes() if r.embedding is not None else None
+            data.append((image, variant, r.status, r.face_index, json.dumps(list(r.box)) if r.box else None,
+                         r.detector, blob))
+        if data:
+            db = self._db()
+            db.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?, ?, ?, ?, ?, ?)", data)
+            db.commit()
+
+
+def _result(path: str, entry: tuple) -> FaceResult:
+    status, index, box, detector, emb = entry
+    if status != "ok":
+        return FaceResult(path=path, status=status, error=f"no face found in {path}")
+    return FaceResult(path=path, face_index=index, box=tuple(box) if box else None, embedding=emb, detector=detector)
+
+
+def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int = "largest", on_no_face: str = "skip",
+                batch_size: int = 32, workers: int = 0, cache: bool | EmbeddingCache = True,
+                progress: Callable[[int], None] | None = None, chunk: int = 1024) -> list[FaceResult]:
+    """One :class:`perface.embedder.FaceResult` per path (same order), reusing cached embeddings.
+
+    Args:
+        model: A loaded model.
+        paths: Image files.
+        face: ``"largest"`` or a face index.
+        on_no_face: ``"skip"`` / ``"error"`` (the result has status ``no_face`` / ``error``) or ``"whole-image"``.
+        batch_size, workers: Passed to :meth:`FaceEmbedder.embed_faces` for the images not in the cache.
+        cache: True (default cache), False (no cache) or an :class:`EmbeddingCache`.
+        progress: Called with the number of images finished since the last call.
+        chunk: Images embedded (and stored) per round.
+
+    Returns:
+        Results in input order; ``status`` is ``ok``, ``no_face`` or ``error`` (with ``error`` saying why).
+    """
+    if face == "all":
+        raise ValueError("embed_paths gives one embedding per image; face='all' is not supported")
+    names = [os.fspath(p) for p in paths]
+    store = cache if isinstance(cache, EmbeddingCache) else (EmbeddingCache(model, face=face) if cache else None)
+    results: list[FaceResult | None] = [None] * len(names)
+    hashes: list[str | None] = [None] * len(names)
+    if store is not None:
+        for i, name in enumerate(names):
+            try:
+                hashes[i] = file_sha256(name)
+            except OSError:
+                pass  # embed_faces reports the error
+        found = store.lookup([h for h in hashes if h])
+        hits = 0
+        for i, h in enumerate(hashes):
+            if h is None:
+                continue
+            detected = found.get((h, _DETECTED))
+            if detected is None:
+                continue
+            if detected[0] == "ok" or on_no_face != "whole-image":
+                results[i] = _result(names[i], detected)
+            elif (h, _WHOLE) in found:
+                results[i] = _result(names[i], found[(h, _WHOLE)])
+            else:
+                continue
+            hits += 1
+        if progress and hits:
+            progress(hits)
+    todo = [i for i, r in enumerate(results) if r is None]
+    for start in range(0, len(todo), chunk):  # stored chunk by chunk: an interrupted run keeps its work
+        part = todo[start : start + chunk]
+        computed = model.embed_faces([names[i] for i in part], face=face, on_no_face=on_no_face,
+                                     batch_size=batch_size, workers=workers if len(part) > 1 else 0,
+                                     progress=progress)
+        if len(computed) != len(part):  # one row per image for face != "all"
+            raise RuntimeError("embed_faces returned an unexpected number of rows")
+        new_rows = []
+        for i, r in zip(part, computed):
+            results[i] = r
+            h = hashes[i]
+            if h is None:
+                continue
+            if r.status == "ok" and r.detector == "whole-image":
+                new_rows.append((h, _DETECTED, FaceResult(path=r.path, status="no_face")))
+                new_rows.append((h, _WHOLE, r))
+            elif r.status in ("ok", "no_face"):
+                new_rows.append((h, _DETECTED, r))
+        if store is not None:
+            store.store(new_rows)
+    if store is not None and not isinstance(cache, EmbeddingCache):
+        store.close()
+    return results  # type: ignore[return-value]

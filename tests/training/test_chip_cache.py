@@ -1,0 +1,47 @@
+import shutil
+
+import numpy as np
+
+from perface.face.pipeline import FacePipeline
+from perface.io import load_image
+from perface.preprocessing import ARCFACE, DLIB
+from perface.training import chip_cache as cc
+
+
+def test_chips_cached_by_content_and_setting(tmp_path, lfw, monkeypatch):
+    src = lfw / "images" / "Colin_Powell" / "Colin_Powell_0001.jpg"
+    other = tmp_path / "renamed.jpg"
+    shutil.copy(src, other)
+    cache = cc.ChipCache(DLIB, cache=tmp_path / "cache")
+    assert cache.prepare([src]) == {}
+    chip = cache.load(src)
+    expected = FacePipeline(DLIB)(load_image(src))[0].chip
+    np.testing.assert_array_equal(chip, expected)  # the same function inference uses
+
+    calls = []
+    real = cc.align_many
+    monkeypatch.setattr(cc, "align_many", lambda images, *a, **k: (calls.append(list(images)), real(images, *a, **k))[1])
+    fresh = cc.ChipCache(DLIB, cache=tmp_path / "cache")
+    assert fresh.prepare([src, other]) == {}
+    assert calls == [[]]  # same bytes under another name: no detection at all
+    np.testing.assert_array_equal(fresh.load(other), chip)
+
+    arc = cc.ChipCache(ARCFACE, cache=tmp_path / "cache")
+    assert arc.key != cache.key
+    arc.prepare([src])
+    assert arc.load(src).shape == (112, 112, 3)
+
+
+def test_failures_are_recorded_with_reasons(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"nope")
+    blank = tmp_path / "blank.npy.png"
+    from PIL import Image
+
+    Image.new("RGB", (200, 200), "white").save(blank)
+    cache = cc.ChipCache(DLIB, on_no_face="skip", cache=tmp_path / "cache")
+    failed = cache.prepare([bad, blank, tmp_path / "missing.jpg"])
+    assert set(failed) == {str(bad), str(blank), str(tmp_path / "missing.jpg")}
+    assert "bad.jpg" in failed[str(bad)] and "no face" in failed[str(blank)]
+    # remembered: a second run reports them without re-running detection
+    assert cc.ChipCache(DLIB, on_no_face="skip", cache=tmp_path / "cache").prepare([bad, blank]).keys() == {str(bad), str(blank)}

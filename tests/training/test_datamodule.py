@@ -1,0 +1,61 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from perface.errors import AnnotationError
+from perface.preprocessing import DLIB
+from perface.training.datamodule import TripletDataModule
+
+TRIPLETS = "data/annotations/proxy_attributes_utkface_fairface.csv"
+
+
+@pytest.fixture(scope="module")
+def dm(data_root, tmp_path_factory):
+    dm = TripletDataModule(TRIPLETS, root=str(data_root), batch_size=8, max_train=24, max_val=12, augment=1.0,
+                           prep_workers=0, cache_dir=str(tmp_path_factory.mktemp("cache")), preprocessing=DLIB)
+    dm.setup("fit")
+    return dm
+
+
+def test_split_column_gives_disjoint_train_and_val(dm):
+    assert len(dm.train_set) == 24 and len(dm.val_set) == 12
+    train_ids = set(dm.train_set.index.ravel().tolist())
+    val_ids = set(dm.val_set.index.ravel().tolist())
+    assert not train_ids & val_ids  # the committed proxy split is disjoint by image
+
+
+def test_items_are_normalised_with_the_models_preprocessing(dm):
+    item = dm.val_set[0]
+    assert item["images"].shape == (3, 3, 150, 150) and item["images"].dtype == torch.float32
+    expected = DLIB.normalize(np.stack([dm.chips[j] for j in item["ids"].tolist()]))
+    np.testing.assert_array_equal(item["images"].numpy(), expected)  # val: no augmentation
+
+
+def test_augmentation_is_drawn_per_image(dm):
+    # the same chip three times in one triplet: independent draws make the three copies differ
+    ds = dm.train_set
+    ds_index = ds.index.copy()
+    ds.index[0] = [ds_index[0, 0]] * 3
+    try:
+        differ = 0
+        for _ in range(10):
+            imgs = ds[0]["images"]
+            differ += int(not torch.equal(imgs[0], imgs[1]) or not torch.equal(imgs[1], imgs[2]))
+        assert differ >= 8
+    finally:
+        ds.index[:] = ds_index
+
+
+def test_batches(dm):
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["images"].shape == (8, 3, 3, 150, 150) and batch["p_a"].shape == (8,)
+
+
+def test_file_without_split_needs_val(tmp_path, data_root):
+    frame = pd.read_csv(TRIPLETS).drop(columns=["split"]).head(10)
+    f = tmp_path / "t.csv"
+    frame.to_csv(f, index=False)
+    dm = TripletDataModule(str(f), root=str(data_root), preprocessing=DLIB)
+    with pytest.raises(AnnotationError, match="split"):
+        dm.setup("fit")
