@@ -26,7 +26,7 @@ class FaceDetector:
         threshold: Detector score adjustment (HOG: added to the SVM threshold; CNN: minimum confidence).
     """
 
-    def __init__(self, kind: str = "hog", upsample: int = 1, max_side: int = 1024, threshold: float = 0.0):
+    def __init__(self, kind: str = "hog", upsample: int = 0, max_side: int = 1024, threshold: float = 0.0):
         if kind not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
         if upsample < 0:

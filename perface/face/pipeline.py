@@ -38,7 +38,7 @@ class FacePipeline:
         max_side: Detection runs on a copy at most this many pixels on its longer side.
     """
 
-    def __init__(self, preprocessing: Preprocessing, detector: str = "hog", upsample: int = 1, max_side: int = 1024):
+    def __init__(self, preprocessing: Preprocessing, detector: str = "hog", upsample: int = 0, max_side: int = 1024):
         self.preprocessing = preprocessing
         self.detector = FaceDetector(detector, upsample=upsample, max_side=max_side)
         # dlib chips follow dlib's 5-point alignment; ArcFace needs eye centres and mouth corners (68 points).

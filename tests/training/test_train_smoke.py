@@ -34,7 +34,7 @@ def run(tmp_path_factory, data_root):
 
 def test_training_lowers_loss_and_raises_val_agreement(run):
     out, before, cli = run
-    metrics = pd.read_csv(next(out.glob("smoke/version_*/metrics.csv")))
+    metrics = pd.read_csv(Path(cli.trainer.logger.log_dir) / "metrics.csv")
     loss = metrics["train_loss_epoch"].dropna().to_numpy()
     agreement = metrics["val_agreement"].dropna().to_numpy()
     assert len(loss) == 3 and loss[-1] < loss[0]
@@ -77,3 +77,19 @@ def test_print_config():
                           str(REPO / "configs" / "smoke.yaml"), "--print_config"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "trainable_stages: 1" in res.stdout and "max_train: 96" in res.stdout
+
+
+def test_wandb_logger_offline(tmp_path, data_root, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    main = _train_cli()
+    cli = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
+                "--trainer.max_epochs=1", "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+                f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.logger.init_args.offline=true",
+                "--trainer.logger.init_args.project=perface-test"])
+    assert type(cli.trainer.logger).__name__ == "WandbLogger"
+    runs = list(tmp_path.rglob("offline-run-*"))
+    assert runs, "no offline wandb run written"
+    assert Path(cli.trainer.checkpoint_callback.best_model_path).is_file()
