@@ -8,7 +8,7 @@
 (c) embedding only, on pre-aligned 150x150 chips: perface's torch model (batches of 64) vs dlib's
     ``compute_face_descriptor`` (batched call).
 
-Usage: python scripts/benchmark_embed.py [--n 300] [--data $PERFACE_DATA]
+Usage: python scripts/benchmark_embed.py [--n 600] [--data $PERFACE_DATA]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def bench_chips(files: list[str]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=300, help="number of LFW images")
+    ap.add_argument("--n", type=int, default=600, help="number of LFW images")
     ap.add_argument("--data", default=os.environ.get("PERFACE_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
