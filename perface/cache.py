@@ -34,3 +34,14 @@ def cache_dir(path: str | os.PathLike | None = None, *, create: bool = True) -> 
     if create:
         root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's content (the key of every content-addressed cache entry)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -14,7 +14,6 @@ safetensors in the perface cache directory (see :mod:`perface.cache`), checked b
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perface.backbones.dlib_serialization import read_layers
-from perface.cache import cache_dir
+from perface.cache import cache_dir, file_sha256
 from perface.dlib_files import RECOGNITION_RESNET, dlib_model_path
 from perface.errors import WeightsError
 
@@ -180,13 +179,6 @@ def state_dict_from_dat(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor
     return state, info
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def load_dlib_state_dict(dat_path: str | os.PathLike | None = None, cache: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
     """Parsed dlib weights, from the safetensors cache when its sha256 checks out, else parsed and cached.
@@ -205,7 +197,7 @@ def load_dlib_state_dict(dat_path: str | os.PathLike | None = None, cache: str |
     if target.is_file() and sidecar.is_file():
         try:
             meta = json.loads(sidecar.read_text())
-            if meta.get("source_size") == source_size and meta.get("sha256") == _sha256(target):
+            if meta.get("source_size") == source_size and meta.get("sha256") == file_sha256(target):
                 return load_file(str(target))
         except (OSError, ValueError):
             pass  # unreadable cache: rebuild it below
@@ -214,7 +206,7 @@ def load_dlib_state_dict(dat_path: str | os.PathLike | None = None, cache: str |
     tmp = target.with_suffix(f".tmp{os.getpid()}")
     save_file(state, str(tmp), metadata={"source": dat_path.name, **{k: str(v) for k, v in info.items()}})
     os.replace(tmp, target)
-    sidecar.write_text(json.dumps({"sha256": _sha256(target), "source": str(dat_path), "source_size": source_size, **info}))
+    sidecar.write_text(json.dumps({"sha256": file_sha256(target), "source": str(dat_path), "source_size": source_size, **info}))
     return state
 
 

@@ -9,7 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
-from perface.cli.options import add_face_options, add_model_options, load_model, parse_face
+from perface.cli.options import add_batch_options, add_face_options, add_model_options, load_model, parse_face
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
 
@@ -22,10 +22,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, metavar="FILE.parquet", help="output Parquet file")
     add_model_options(p)
     add_face_options(p, on_no_face_default="skip", allow_all=True)
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="faces per network call (default: 32)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes for decoding and detection (default: number of cores; 0 = none)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_batch_options(p)
     p.set_defaults(func=run)
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from perface.cli.options import add_face_options, add_model_options, load_model, parse_face
+from perface.cli.options import add_batch_options, add_face_options, add_model_options, load_model, parse_face
 
 
 def add_parser(sub) -> None:
@@ -70,12 +70,8 @@ def _common(p: argparse.ArgumentParser, what: str, lfw: bool = False) -> None:
     add_face_options(p, on_no_face_default="skip")
     p.add_argument("--json", action="store_true", help="print one JSON object (models: {--model argument: metrics})")
     p.add_argument("--report", metavar="DIR", help="write report.md, metrics.json and PNG plots to DIR")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="faces per network call (default: 32)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes for decoding and detection (default: number of cores; 0 = none)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     p.add_argument("--seed", type=int, default=0, help="seed of bootstrap / cross-validation (default: 0)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_batch_options(p, cache=True)
 
 
 # --- shared plumbing ---------------------------------------------------------------------------------------

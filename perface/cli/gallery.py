@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from perface.cli.options import add_model_options, load_model
+from perface.cli.options import add_batch_options, add_model_options, load_model
 
 
 def add_parser(sub) -> None:
@@ -46,11 +46,7 @@ def add_parser(sub) -> None:
     b.add_argument("--index", choices=("auto", "exact", "faiss"), default="auto",
                    help="also train the FAISS index and keep it beside the gallery (FILE.parquet.faiss): faiss, or "
                         "auto beyond 100,000 identities when faiss-cpu is installed (default: auto)")
-    b.add_argument("--batch-size", type=int, default=32, metavar="N", help="faces per network call (default: 32)")
-    b.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes for decoding and detection (default: number of cores; 0 = none)")
-    b.add_argument("--no-cache", action="store_true", help="do not read or write the embedding / threshold caches")
-    b.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_batch_options(b, cache=True)
     b.set_defaults(func=run_build)
 
     i = gsub.add_parser("info", help="describe a gallery file", description="Identities, models, attributes, "

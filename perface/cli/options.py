@@ -51,3 +51,13 @@ def load_model(args: argparse.Namespace, model: str | None = None):
     from perface.loading import load
 
     return load(model or args.model, detector=args.detector, upsample=args.upsample, threads=args.threads)
+
+
+def add_batch_options(parser: argparse.ArgumentParser, cache: bool = False) -> None:
+    """``--batch-size``, ``--workers``, ``--no-progress`` (and ``--no-cache`` for commands with caches)."""
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="faces per network call (default: 32)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes for decoding and detection (default: number of cores; 0 = none)")
+    if cache:
+        parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from perface.cli.options import add_batch_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("select", help="choose replacement identities for anonymisation from a gallery",
@@ -50,11 +52,7 @@ def add_parser(sub) -> None:
                         "when faiss-cpu is installed) (default: auto)")
     p.add_argument("--report", action="store_true", help="run every TARGET and print a summary of the selections")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="faces per network call (default: 32)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes for decoding and detection (default: number of cores; 0 = none)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_batch_options(p, cache=True)
     p.set_defaults(func=run)
 
 

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from perface.cache import file_sha256
 from perface.embedder import FaceResult
 
 __all__ = ["CACHE_FORMAT", "EmbeddingCache", "embed_paths", "file_sha256", "model_identity"]
@@ -32,13 +33,6 @@ CACHE_FORMAT = 1
 _DETECTED = "detected"
 _WHOLE = "whole-image"
 
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_identity(model) -> str:

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from perface.cache import file_sha256
 from perface.selection.errors import SelectionError
 
 __all__ = ["DEFAULT_FAR", "ReidThreshold", "default_lfw_pairs", "reid_threshold"]
@@ -94,19 +95,12 @@ def default_lfw_pairs() -> tuple[Path, Path]:
     return pairs, root / "images"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def _cache_file(model, identity: str, pairs: Path, far: float) -> Path:
     from perface.cache import cache_dir
 
     key = json.dumps({"format": _FORMAT, "model": identity, "preprocessing": model.preprocessing.to_dict(),
-                      "face_options": model._face_options(), "pairs": _sha256(pairs), "far": repr(float(far))},
+                      "face_options": model._face_options(), "pairs": file_sha256(pairs), "far": repr(float(far))},
                      sort_keys=True)
     return cache_dir() / "reid_thresholds" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 

@@ -15,17 +15,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from perface.cache import cache_dir
+from perface.cache import cache_dir, file_sha256
 from perface.face.batch import align_many
 from perface.preprocessing import Preprocessing
 
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ChipCache:
