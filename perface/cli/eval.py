@@ -29,6 +29,7 @@ def add_parser(sub) -> None:
                                      "bootstrap difference of every model against the first.")
     a.add_argument("--triplets", required=True, metavar="FILE", help="triplets CSV/Parquet (anchor,a,b,p_a[,stratum])")
     a.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (default: 2000)")
+    a.add_argument("--split", metavar="NAME", help="only rows whose 'split' column is NAME (e.g. test)")
     _common(a, "triplets file")
     a.set_defaults(func=run_agreement)
 
@@ -178,8 +179,12 @@ def run_agreement(args) -> int:
     _check_file(args.triplets, "--triplets")
     root = _root(args, args.triplets)
     triplets = read_triplets(args.triplets)
+    if args.split:
+        if "split" not in triplets.columns:
+            raise UsageError(f"--split {args.split}: {args.triplets} has no 'split' column")
+        triplets = triplets[triplets["split"] == args.split].reset_index(drop=True)
     if len(triplets) == 0:
-        raise UsageError(f"--triplets {args.triplets}: no triplets in the file")
+        raise UsageError(f"--triplets {args.triplets}: no triplets in the file" + (f" with split {args.split}" if args.split else ""))
     n_images = len(set(triplets["anchor"]) | set(triplets["a"]) | set(triplets["b"]))
     options = _options(args, n_images)
     with _Progress(args.no_progress) as progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import lightning.pytorch as pl
 import numpy as np
@@ -140,6 +141,16 @@ class PerFaceModule(pl.LightningModule):
             self.log("train_retention", retention, on_epoch=True, batch_size=len(anchor))
             loss = loss + self.hparams.identity_weight * retention
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_start, self._epoch_triplets = time.perf_counter(), 0
+
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        self._epoch_triplets += len(batch["p_a"])
+
+    def on_train_epoch_end(self) -> None:
+        rate = self._epoch_triplets / max(1e-9, time.perf_counter() - self._epoch_start)
+        self.log("train_triplets_per_s", rate)  # throughput of this process (epoch wall time)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         anchor, a, b, _ = self._triplet_embeddings(batch, training=False)

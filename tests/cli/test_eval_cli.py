@@ -175,3 +175,22 @@ def test_errors_are_one_line(args, code, needle, tmp_path, capsys):
     got, out, err = _run(args, capsys)
     assert got == code
     assert err.startswith("perface:") and err.count("\n") == 1 and needle in err, err
+
+
+def test_agreement_split_filter(tmp_path, data_root, capsys):
+    import pandas as pd
+
+    from perface.cli.main import main
+
+    frame = pd.read_csv("data/annotations/proxy_attributes_utkface_fairface.csv")
+    part = pd.concat([frame[frame.split == "test"].head(6), frame[frame.split == "train"].head(4)])
+    f = tmp_path / "t.csv"
+    part.to_csv(f, index=False)
+    assert main(["eval", "agreement", "--triplets", str(f), "--root", str(data_root), "--split", "test",
+                 "--on-no-face", "whole-image", "--json", "--no-progress", "--workers", "0"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out)
+    assert out["models"]["base"]["n"] == 6
+    assert main(["eval", "agreement", "--triplets", str(f), "--root", str(data_root), "--split", "nope"]) == 2
+    assert "split nope" in capsys.readouterr().err
