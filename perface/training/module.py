@@ -61,6 +61,7 @@ class PerFaceModule(pl.LightningModule):
 
             self.base_top = copy.deepcopy(self.model).requires_grad_(False).eval()
         self._features: dict[int, torch.Tensor] = {}
+        self._base: dict[int, torch.Tensor] = {}
         self.val_soft = MeanMetric()
         self.val_hard = MeanMetric()
         self.train()  # PerFace starts in eval mode (inference); frozen BN layers stay in eval (see train())
@@ -115,6 +116,18 @@ class PerFaceModule(pl.LightningModule):
         feats = torch.stack([self._features[j] for j in id_list]).to(images.device)
         return self.model.top(feats, k)
 
+    def _base_embeddings(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        """The untrained model's embeddings of the chips (cached per image when chips are not augmented)."""
+        with torch.no_grad():
+            if not use_cache:
+                return self.base_top.embed_tensor(images)
+            id_list = ids.tolist()
+            missing = [i for i, j in enumerate(id_list) if j not in self._base]
+            if missing:
+                for i, e in zip(missing, self.base_top.embed_tensor(images[missing])):
+                    self._base[id_list[i]] = e.to("cpu", copy=True)
+            return torch.stack([self._base[j] for j in id_list]).to(images.device)
+
     def _use_feature_cache(self, training: bool) -> bool:
         if not self.hparams.cache_frozen_features or self.frozen_stages == 0:
             return False
@@ -133,10 +146,9 @@ class PerFaceModule(pl.LightningModule):
         loss = self.criterion(anchor, a, b, batch["p_a"])
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(anchor))
         if self.base_top is not None:
-            with torch.no_grad():
-                base = self.base_top.embed_tensor(flat)
-            z = torch.cat([anchor, a, b])
-            base = base.view(len(anchor), 3, -1).transpose(0, 1).reshape(len(z), -1)
+            ids = batch["ids"].flatten()
+            z = torch.stack([anchor, a, b], dim=1).flatten(0, 1)  # same order as ids
+            base = self._base_embeddings(flat, ids, self._use_feature_cache(training=True))
             retention = (1 - (z * base).sum(1)).mean()
             self.log("train_retention", retention, on_epoch=True, batch_size=len(anchor))
             loss = loss + self.hparams.identity_weight * retention
@@ -195,3 +207,4 @@ class PerFaceModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._features.clear()
+        self._base.clear()
