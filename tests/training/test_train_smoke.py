@@ -93,3 +93,20 @@ def test_wandb_logger_offline(tmp_path, data_root, monkeypatch):
     runs = list(tmp_path.rglob("offline-run-*"))
     assert runs, "no offline wandb run written"
     assert Path(cli.trainer.checkpoint_callback.best_model_path).is_file()
+
+
+def test_identity_retention_term(tmp_path, data_root):
+    main = _train_cli()
+    cli = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
+                "--trainer.max_epochs=1", f"--trainer.logger.init_args.save_dir={tmp_path}",
+                "--model.identity_weight=1.0", "--model.lr=1.0e-4"])
+    metrics = pd.read_csv(Path(cli.trainer.logger.log_dir) / "metrics.csv")
+    steps = metrics["train_retention_step"].dropna().to_numpy()
+    assert steps[0] < 1e-5  # before the first update the model is the base model: same embeddings, same order
+    retention = metrics["train_retention_epoch"].dropna().to_numpy()
+    assert len(retention) == 1 and 0 < retention[0] < 0.5  # embeddings moved, but stayed near the base model's
+    # the frozen copy of the base model is not part of the saved PerFace model
+    import perface
+
+    loaded = perface.load(cli.trainer.checkpoint_callback.best_model_path)
+    assert sum(p.numel() for p in loaded.parameters()) == 5_614_592
