@@ -6,7 +6,9 @@
     landmarks + ``compute_face_descriptor``, one image at a time; (b0) the same with no upsampling, which is
     perface's default detector setting, to separate detector settings from the rest;
 (c) embedding only, on pre-aligned 150x150 chips: perface's torch model (batches of 64) vs dlib's
-    ``compute_face_descriptor`` (batched call).
+    ``compute_face_descriptor`` (batched call);
+(d) the network on chips in ONNX Runtime vs torch eager, and (e) the cold start of ``perface score`` with
+    an ``.onnx`` model vs the torch model (see scripts/benchmark_onnx.py, which runs these alone).
 
 Usage: python scripts/benchmark_embed.py [--n 600] [--data $PERFACE_DATA]
 """
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600, help="number of LFW images")
     ap.add_argument("--data", default=os.environ.get("PERFACE_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data")))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--skip-onnx", action="store_true", help="skip (d) ONNX Runtime vs torch and (e) cold start")
     args = ap.parse_args()
     files = lfw_sample(Path(args.data), args.n)
     a_s, a_faces = bench_perface_cli(files)
@@ -105,6 +108,12 @@ def main() -> None:
     res["ratio_a_over_b"] = res["a_perface_embed_faces_per_s"] / res["b_face_recognition_faces_per_s"]
     res["ratio_a_over_b0"] = res["a_perface_embed_faces_per_s"] / res["b0_face_recognition_upsample0_faces_per_s"]
     res["ratio_c_torch_over_dlib"] = c["torch_faces_per_s"] / c["dlib_faces_per_s"]
+    onnx = None
+    if not args.skip_onnx:  # (d) network on chips, ONNX Runtime vs torch eager; (e) cold start of perface score
+        from benchmark_onnx import measure, print_result
+
+        onnx = measure(files[:256], batch=32, threads=os.cpu_count() or 1, repeats=5)
+        res["onnx"] = onnx
     if args.json:
         print(json.dumps(res, indent=2))
         return
@@ -115,6 +124,9 @@ def main() -> None:
     print(f"(c)  chips only: torch {c['torch_faces_per_s']:.1f} faces/s vs dlib {c['dlib_faces_per_s']:.1f} faces/s")
     print(f"ratios: a/b = {res['ratio_a_over_b']:.2f}x, a/b0 = {res['ratio_a_over_b0']:.2f}x, "
           f"c torch/dlib = {res['ratio_c_torch_over_dlib']:.2f}x")
+    if onnx is not None:
+        print("(d)/(e) ONNX Runtime vs torch eager:")
+        print_result(onnx)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def lfw_sample(data: Path, n: int) -> list[str]:
-    files = sorted((data / "lfw" / "images").glob("*/*.jpg"))
-    step = max(1, len(files) // n)
-    return [str(f) for f in files[::step][:n]]
+from benchmark_embed import lfw_sample  # noqa: E402  (same LFW sample as the end-to-end benchmark)
 
 
 def throughput(model, chips: np.ndarray, batch: int, repeats: int) -> list[float]:
@@ -64,14 +61,23 @@ def main() -> int:
     parser.add_argument("--onnx", type=Path, default=None, help="use this export instead of exporting base now")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     args = parser.parse_args()
+    result = measure(lfw_sample(args.data, args.n), args.batch, args.threads, args.repeats, args.onnx)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print_result(result)
+    return 0
 
+
+def measure(files: list[str], batch: int, threads: int, repeats: int, onnx: Path | None = None) -> dict:
+    """Throughput of torch vs ONNX Runtime on the chips of ``files`` and cold start of ``perface score``."""
     import torch
 
     import perface
     from perface.export import export_onnx
 
+    args = argparse.Namespace(batch=batch, threads=threads, repeats=repeats, onnx=onnx)
     torch.set_num_threads(args.threads)
-    files = lfw_sample(args.data, args.n)
     base = perface.load("base", threads=args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = args.onnx or Path(tmp) / "base.onnx"
@@ -112,10 +118,14 @@ def main() -> int:
         "torch_version": torch.__version__, "onnxruntime_version": __import__("onnxruntime").__version__,
         "cpu_count": os.cpu_count(),
     }
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(f"{len(chips)} LFW chips (150x150), batch {args.batch}, {args.threads} thread(s), best of {args.repeats}; "
+    return result
+
+
+def print_result(result: dict) -> None:
+    chips, diff, fps_torch, fps_onnx = (result["chips"], result["parity_max_abs_lfw_chips"], result["torch_faces_per_s"],
+                                        result["onnx_faces_per_s"])
+    args = argparse.Namespace(batch=result["batch"], threads=result["threads"], repeats=result["repeats"])
+    print(f"{chips} LFW chips (150x150), batch {args.batch}, {args.threads} thread(s), best of {args.repeats}; "
           f"max |onnx - torch| = {diff:.2e}")
     print(f"  network, torch eager      : {fps_torch:8.1f} faces/s")
     print(f"  network, ONNX Runtime     : {fps_onnx:8.1f} faces/s   (x{fps_onnx / fps_torch:.2f} torch)")
@@ -123,7 +133,6 @@ def main() -> int:
     print(f"  torch base model          : {result['cold_start_torch_s']:8.2f} s")
     print(f"  base.onnx (no torch)      : {result['cold_start_onnx_s']:8.2f} s   "
           f"(torch takes x{result['cold_start_torch_over_onnx']:.2f} as long)")
-    return 0
 
 
 if __name__ == "__main__":
