@@ -72,10 +72,11 @@ class PerFace(nn.Module, FaceEmbedder):
 
     def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised chips -> (N, D) L2-normalised embeddings (differentiable)."""
-        z = self.backbone(x)
-        if self.head is not None:
-            z = self.head(z)
-        return F.normalize(z, dim=1)
+        return F.normalize(self._project(self.backbone(x)), dim=1)
+
+    def _project(self, z: torch.Tensor) -> torch.Tensor:
+        """The optional projection head on (N, backbone width) raw backbone embeddings."""
+        return z if self.head is None else self.head(z)
 
     # --- staged forward (training freezes the first stages and may cache their output) ------------------
     @property
@@ -94,10 +95,7 @@ class PerFace(nn.Module, FaceEmbedder):
         x = features
         for stage in list(self.backbone.stages)[frozen_stages:]:
             x = stage(x)
-        z = self.backbone.head(x)
-        if self.head is not None:
-            z = self.head(z)
-        return F.normalize(z, dim=1)
+        return F.normalize(self._project(self.backbone.head(x)), dim=1)
 
     def embed(self, images, *args, **kwargs):  # noqa: D102 - documented on FaceEmbedder
         if isinstance(images, torch.Tensor):
@@ -117,10 +115,7 @@ class PerFace(nn.Module, FaceEmbedder):
         try:
             with torch.inference_mode():
                 x = torch.from_numpy(batch).to(self.device)
-                z = self.backbone(x)
-                if self.head is not None:
-                    z = self.head(z)
-                return z.float().cpu().numpy()
+                return self._project(self.backbone(x)).float().cpu().numpy()
         finally:
             self.train(was_training)
 
