@@ -19,8 +19,18 @@ from perface.training.triplet_dataset import TripletDataset
 
 
 def default_root() -> str:
-    """``$PERFACE_DATA``, else ``../shared/data`` next to the current directory."""
-    return os.environ.get("PERFACE_DATA") or str(Path("..") / "shared" / "data")
+    """``$PERFACE_DATA``, else the ``shared/data`` folder beside this checkout (not the working directory).
+
+    Raises:
+        AnnotationError: neither exists; the message says how to set the root.
+    """
+    if os.environ.get("PERFACE_DATA"):
+        return os.environ["PERFACE_DATA"]
+    beside_checkout = Path(__file__).resolve().parents[3] / "shared" / "data"
+    if beside_checkout.is_dir():
+        return str(beside_checkout)
+    raise AnnotationError("no dataset root: set PERFACE_DATA or pass --data.root DIR (the folder the triplet "
+                          "file's image paths are relative to)")
 
 
 class TripletDataModule(pl.LightningDataModule):
