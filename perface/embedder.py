@@ -113,7 +113,7 @@ class FaceEmbedder:
 
         Args:
             images: A path, PIL image, uint8 RGB array, or a sequence of them.
-            face: ``"largest"`` or an index k (faces sorted largest first).
+            face: ``"largest"``, ``"center"`` or an index k (faces sorted largest first).
             on_no_face: ``"error"`` (raise :class:`perface.errors.NoFaceError`) or ``"whole-image"``.
             batch_size: Chips per network call.
 
@@ -139,7 +139,7 @@ class FaceEmbedder:
 
         Args:
             images: Paths or in-memory images.
-            face: ``"largest"``, ``"all"`` or an index k.
+            face: ``"largest"``, ``"center"``, ``"all"`` or an index k.
             on_no_face: ``"skip"`` (record ``no_face``), ``"error"`` (record an error) or ``"whole-image"``.
             batch_size: Chips per network call.
             workers: Processes for decoding + detection + alignment (0: in this process).

@@ -32,7 +32,7 @@ def load(model: str | os.PathLike = BASE, *, device: str | None = None, detector
     Args:
         model: ``"base"``, a registry name, or a path (``.pt``, ``.ckpt``, ``.onnx``, ``.pth``).
         device: torch device (``"cpu"``, ``"cuda"``); default: CPU. Ignored for ONNX models.
-        detector: Face detector, ``"hog"`` or ``"cnn"``.
+        detector: Face detector, ``"hog"``, ``"cnn"`` or ``"hog+cnn"`` (CNN where HOG finds none).
         upsample: Detector upsampling steps (0 finds faces of about 80 px and larger).
         max_side: Detection runs on a copy at most this many pixels on its longer side.
         threads: Intra-op threads (ONNX Runtime session / torch); None keeps the library default.

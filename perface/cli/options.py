@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from perface.face.pipeline import ON_NO_FACE
+from perface.face.detector import DETECTOR_CHOICES
+from perface.face.pipeline import FACE_CHOICES, ON_NO_FACE
 
 
 def add_model_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
@@ -15,32 +16,40 @@ def add_model_options(parser: argparse.ArgumentParser, multiple: bool = False) -
     else:
         parser.add_argument("--model", default="base", metavar="M",
                             help="'base' (dlib ResNet), a registry name, or a .pt/.ckpt/.onnx/.pth file (default: base)")
-    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="face detector (default: hog)")
+    add_detector_option(parser)
     parser.add_argument("--upsample", type=int, default=0, metavar="N",
                         help="detector upsampling steps; 1 finds faces down to ~40 px (default: 0, ~80 px)")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="compute threads (default: all cores)")
 
 
+def add_detector_option(parser: argparse.ArgumentParser) -> None:
+    """``--detector``."""
+    parser.add_argument("--detector", choices=DETECTOR_CHOICES, default="hog",
+                        help="face detector; hog+cnn runs the CNN only where HOG finds no face (turned heads) "
+                             "(default: hog)")
+
+
 def add_face_options(parser: argparse.ArgumentParser, on_no_face_default: str, allow_all: bool = False) -> None:
     """``--face`` and ``--on-no-face``."""
     parser.add_argument("--face", default="largest", metavar="WHICH",
-                        help="which face when there are several: largest, " + ("all, " if allow_all else "") +
-                             "or an index k (largest first) (default: largest)")
+                        help="which face when there are several: largest, center (nearest the image centre), " +
+                             ("all, " if allow_all else "") + "or an index k (largest first) (default: largest)")
     parser.add_argument("--on-no-face", choices=ON_NO_FACE, default=on_no_face_default,
                         help=f"what to do when no face is found; whole-image uses the whole image as the face box "
                              f"(for tight crops) (default: {on_no_face_default})")
 
 
 def parse_face(value: str, allow_all: bool = False) -> str | int:
-    """``--face`` value -> ``"largest"``, ``"all"`` or an int index."""
+    """``--face`` value -> ``"largest"``, ``"center"``, ``"all"`` or an int index."""
     from perface.cli.main import UsageError
 
-    if value == "largest" or (allow_all and value == "all"):
+    if value in FACE_CHOICES or (allow_all and value == "all"):
         return value
     try:
         k = int(value)
     except ValueError:
-        raise UsageError(f"--face {value!r}: expected largest{', all' if allow_all else ''} or a face index like 0") from None
+        raise UsageError(f"--face {value!r}: expected largest, center{', all' if allow_all else ''} or a face index "
+                         f"like 0") from None
     if k < 0:
         raise UsageError(f"--face {value}: face indices start at 0")
     return k

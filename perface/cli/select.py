@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from perface.cli.options import add_batch_options
+from perface.cli.options import add_batch_options, add_detector_option
 
 
 def add_parser(sub) -> None:
@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
                    help="perceptual model; default: the one the gallery was built with")
     p.add_argument("--identity-model", default=None, metavar="M",
                    help="identity model; default: the one the gallery was built with (base)")
-    p.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="face detector (default: hog)")
+    add_detector_option(p)
     p.add_argument("--upsample", type=int, default=0, metavar="N", help="detector upsampling steps (default: 0)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="compute threads (default: all cores)")
     p.add_argument("--band", metavar="LO:HI", help="perceptual-similarity band, e.g. 0.88:0.92 (default: the "

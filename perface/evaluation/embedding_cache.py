@@ -65,7 +65,7 @@ class EmbeddingCache:
 
     Args:
         model: A loaded model (:func:`perface.load`).
-        face: ``"largest"`` or a face index (one embedding per image).
+        face: ``"largest"``, ``"center"`` or a face index (one embedding per image).
         root: Folder of the cache files (default: ``cache_dir() / "embeddings"``).
     """
 

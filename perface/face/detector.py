@@ -13,6 +13,8 @@ import numpy as np
 from perface.dlib_files import MMOD_DETECTOR, dlib_model_path
 
 DETECTORS = ("hog", "cnn")
+#: What ``--detector`` / ``detector=`` accept: one detector, or HOG with the CNN as fallback when HOG finds none.
+DETECTOR_CHOICES = ("hog", "cnn", "hog+cnn")
 
 
 class FaceDetector:

@@ -14,6 +14,8 @@ from perface.face.landmarks import LandmarkPredictor, arcface_points
 from perface.preprocessing import Preprocessing
 
 ON_NO_FACE = ("error", "skip", "whole-image")
+#: Single-face choices of :meth:`FacePipeline.select` besides an index (``"all"`` is allowed where many fit).
+FACE_CHOICES = ("largest", "center")
 
 
 @dataclass
@@ -33,23 +35,31 @@ class FacePipeline:
 
     Args:
         preprocessing: Chip size, template and padding (travels with the model weights).
-        detector: ``"hog"`` or ``"cnn"`` (see :class:`FaceDetector`).
+        detector: ``"hog"`` or ``"cnn"`` (see :class:`FaceDetector`), or a fallback chain such as ``"hog+cnn"``:
+            each detector runs only when the ones before it found no face (HOG is fast but frontal-only; the
+            MMOD CNN finds turned faces at about 50x the CPU time).
         upsample: Detector upsampling steps.
         max_side: Detection runs on a copy at most this many pixels on its longer side.
     """
 
     def __init__(self, preprocessing: Preprocessing, detector: str = "hog", upsample: int = 0, max_side: int = 1024):
         self.preprocessing = preprocessing
-        self.detector = FaceDetector(detector, upsample=upsample, max_side=max_side)
+        self.detectors = [FaceDetector(kind, upsample=upsample, max_side=max_side) for kind in detector.split("+")]
+        self.detector = self.detectors[0]
         # dlib chips follow dlib's 5-point alignment; ArcFace needs eye centres and mouth corners (68 points).
         self.landmarks = LandmarkPredictor(5 if preprocessing.alignment == "dlib" else 68)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in ``image`` (uint8 (H, W, 3) RGB), largest first, with landmarks."""
-        return [
-            Face(box=box, score=score, landmarks=self.landmarks(image, box), detector=self.detector.kind)
-            for box, score in self.detector(image)
-        ]
+        """All faces in ``image`` (uint8 (H, W, 3) RGB), largest first, with landmarks.
+
+        With a detector chain, the faces of the first detector that finds any (``Face.detector`` names it).
+        """
+        for detector in self.detectors:
+            found = detector(image)
+            if found:
+                return [Face(box=box, score=score, landmarks=self.landmarks(image, box), detector=detector.kind)
+                        for box, score in found]
+        return []
 
     def whole_image_face(self, image: np.ndarray) -> Face:
         """The whole image as the face box (for tight crops such as UTKFace), landmarks predicted inside it."""
@@ -75,7 +85,9 @@ class FacePipeline:
 
         Args:
             image: uint8 (H, W, 3) RGB.
-            face: ``"largest"`` (default), ``"all"``, or an index k into the faces sorted largest first.
+            face: ``"largest"`` (default), ``"center"`` (the face whose box centre is nearest the image centre:
+                for datasets that centre the labelled face, such as FairFace), ``"all"``, or an index k into
+                the faces sorted largest first.
             on_no_face: ``"error"`` raises :class:`NoFaceError`, ``"skip"`` returns ``[]``, ``"whole-image"``
                 uses the whole image as the face box (never applied silently: only when asked).
             name: How to call the image in error messages (usually its path).
@@ -93,10 +105,14 @@ class FacePipeline:
                 return [AlignedFace(0, whole, self.align(image, whole))]
             raise NoFaceError(
                 f"no face found in {name}; if it is already a tight face crop use --on-no-face whole-image, "
-                f"or try --upsample {self.detector.upsample + 1} / --detector cnn for small or turned faces"
+                f"or try --upsample {self.detector.upsample + 1} / --detector hog+cnn for small or turned faces"
             )
         if face == "largest":
             chosen = [(0, faces[0])]
+        elif face == "center":
+            h, w = image.shape[:2]
+            k = int(np.argmin([((f.box[0] + f.box[2] - w) ** 2 + (f.box[1] + f.box[3] - h) ** 2) for f in faces]))
+            chosen = [(k, faces[k])]
         elif face == "all":
             chosen = list(enumerate(faces))
         else:

@@ -28,16 +28,20 @@ class ChipCache:
         preprocessing: The model's preprocessing (chip geometry).
         face_options: Detector options (``detector``, ``upsample``, ``max_side``).
         on_no_face: Policy for images without a detected face (``"whole-image"`` suits tight crops).
+        face: Which face of an image with several: ``"largest"`` or ``"center"``.
         cache: Cache root (default: :func:`perface.cache.cache_dir`).
     """
 
     def __init__(self, preprocessing: Preprocessing, face_options: dict | None = None,
-                 on_no_face: str = "whole-image", cache: str | os.PathLike | None = None):
+                 on_no_face: str = "whole-image", cache: str | os.PathLike | None = None, face: str = "largest"):
         self.preprocessing = preprocessing
         self.face_options = {"detector": "hog", "upsample": 0, "max_side": 1024, **(face_options or {})}
         self.on_no_face = on_no_face
-        setting = json.dumps({"pre": preprocessing.to_dict(), "face": self.face_options, "no_face": on_no_face},
-                             sort_keys=True)
+        self.face = face
+        setting = {"pre": preprocessing.to_dict(), "face": self.face_options, "no_face": on_no_face}
+        if face != "largest":  # keeps the keys of caches made before the choice existed
+            setting["which"] = face
+        setting = json.dumps(setting, sort_keys=True)
         self.key = hashlib.sha256(setting.encode()).hexdigest()[:16]
         self.dir = cache_dir(cache) / "chips" / self.key
         self._digest: dict[str, str] = {}
@@ -77,7 +81,7 @@ class ChipCache:
             elif not self.chip_path(p).is_file():
                 todo.append(p)
         self.dir.mkdir(parents=True, exist_ok=True)
-        for name, aligned, exc in align_many(todo, self.preprocessing, self.face_options, face="largest",
+        for name, aligned, exc in align_many(todo, self.preprocessing, self.face_options, face=self.face,
                                              on_no_face=self.on_no_face, workers=workers):
             if exc is not None or not aligned:
                 reason = str(exc) if exc is not None else f"no face found in {name}"

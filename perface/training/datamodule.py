@@ -51,8 +51,10 @@ class TripletDataModule(pl.LightningDataModule):
         max_train: Use at most this many training triplets (seeded sample; for smoke runs).
         max_val: Likewise for validation.
         on_no_face: Policy for images where no face is detected (``whole-image`` for tight crops).
-        detector: ``hog`` or ``cnn``.
+        detector: ``hog``, ``cnn`` or ``hog+cnn`` (the CNN only where HOG finds no face).
         upsample: Detector upsampling steps.
+        face: Which face of an image with several: ``largest`` or ``center`` (datasets that centre the
+            labelled face, e.g. FairFace).
         prep_workers: Processes for the one-time chip preparation.
         cache_dir: Cache root (default: ``$PERFACE_CACHE`` or the user cache dir).
         seed: Seed for ``max_*`` sampling.
@@ -61,8 +63,8 @@ class TripletDataModule(pl.LightningDataModule):
     def __init__(self, train: str, val: str | None = None, root: str | None = None, batch_size: int = 64,
                  num_workers: int = 0, augment: float = 1.0, max_train: int | None = None,
                  max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog",
-                 upsample: int = 0, prep_workers: int = 2, cache_dir: str | None = None, seed: int = 0,
-                 preprocessing: Preprocessing | None = None):
+                 upsample: int = 0, face: str = "largest", prep_workers: int = 2, cache_dir: str | None = None,
+                 seed: int = 0, preprocessing: Preprocessing | None = None):
         super().__init__()
         self.train_file = train
         self.val_file = val
@@ -73,6 +75,7 @@ class TripletDataModule(pl.LightningDataModule):
         self.max_train, self.max_val = max_train, max_val
         self.on_no_face = on_no_face
         self.face_options = {"detector": detector, "upsample": upsample}
+        self.face = face
         self.prep_workers = prep_workers
         self.cache_dir = cache_dir
         self.seed = seed
@@ -112,7 +115,7 @@ class TripletDataModule(pl.LightningDataModule):
         return frame.sample(n=n, random_state=self.seed).sort_index().reset_index(drop=True)
 
     def _chip_cache(self) -> ChipCache:
-        return ChipCache(self.preprocessing, self.face_options, self.on_no_face, self.cache_dir)
+        return ChipCache(self.preprocessing, self.face_options, self.on_no_face, self.cache_dir, face=self.face)
 
     def _images(self, frames) -> list[str]:
         names = pd.unique(pd.concat([f[c] for f in frames for c in ("anchor", "a", "b")]))

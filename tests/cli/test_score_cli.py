@@ -39,6 +39,15 @@ def test_score_picks_face_index_in_group_photo(photos, capsys):
     assert out["score"] == pytest.approx(1.0, abs=1e-5)
 
 
+def test_score_center_face_and_detector_chain(photos, data_root, capsys):
+    group, turned = photos / "selfie-many-people.jpg", data_root / "fairface" / "images" / "fairface_0004.jpg"
+    assert main(["score", "--json", "--face", "center", "--detector", "hog+cnn", str(group), str(turned)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["faces"][0]["faces_found"] >= 3
+    assert out["faces"][0]["face_index"] == 2  # nearest the centre of the 600 x 604 photo; the largest is 0
+    assert out["faces"][1]["detector"] == "cnn"  # HOG finds no face in this turned head
+
+
 @pytest.mark.parametrize(
     "args, code, needle",
     [

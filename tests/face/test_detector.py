@@ -100,3 +100,37 @@ def test_arcface_pipeline_uses_68_points(photos):
     (aligned,) = FacePipeline(ARCFACE)(load_image(photos / "img10.jpg"))
     assert aligned.face.landmarks.shape == (68, 2)
     assert aligned.chip.shape == (112, 112, 3) and aligned.chip.dtype == np.uint8
+
+
+def test_center_picks_the_face_nearest_the_image_centre(photos, pipeline):
+    image = load_image(photos / "selfie-many-people.jpg")  # four faces of clearly different sizes
+    faces = pipeline.detect(image)
+    assert len(faces) >= 3
+    # Pad the image so that the third-largest face sits at the centre of the canvas.
+    h, w = image.shape[:2]
+    cx, cy = (faces[2].box[0] + faces[2].box[2]) / 2, (faces[2].box[1] + faces[2].box[3]) / 2
+    left, right = max(0, round(w - 2 * cx)), max(0, round(2 * cx - w))
+    top, bottom = max(0, round(h - 2 * cy)), max(0, round(2 * cy - h))
+    padded = np.pad(image, ((top, bottom), (left, right), (0, 0)))
+    (centred,) = pipeline(padded, face="center")
+    x0, y0, x1, y1 = centred.face.box
+    assert abs((x0 + x1) / 2 - padded.shape[1] / 2) < 5 and abs((y0 + y1) / 2 - padded.shape[0] / 2) < 5
+    assert centred.index == 2
+    (largest,) = pipeline(padded, face="largest")
+    assert largest.index == 0 and largest.face.area > 1.5 * centred.face.area
+
+
+def test_hog_then_cnn_fallback(data_root):
+    chain = FacePipeline(DLIB, detector="hog+cnn")
+    hog_only = FacePipeline(DLIB)
+    turned = load_image(data_root / "fairface" / "images" / "fairface_0004.jpg")  # HOG (frontal only) finds none
+    assert hog_only.detect(turned) == []
+    found = chain.detect(turned)
+    assert len(found) >= 1 and {f.detector for f in found} == {"cnn"}
+    frontal = load_image(data_root / "fairface" / "images" / "fairface_0001.jpg")
+    hog_faces, chain_faces = hog_only.detect(frontal), chain.detect(frontal)
+    assert len(hog_faces) >= 1  # HOG finds it, so the CNN never runs: same boxes, labelled hog
+    assert [f.box for f in chain_faces] == [f.box for f in hog_faces]
+    assert {f.detector for f in chain_faces} == {"hog"}
+    with pytest.raises(ValueError, match="detector must be one of"):
+        FacePipeline(DLIB, detector="hog+haar")

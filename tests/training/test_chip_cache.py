@@ -45,3 +45,20 @@ def test_failures_are_recorded_with_reasons(tmp_path):
     assert "bad.jpg" in failed[str(bad)] and "no face" in failed[str(blank)]
     # remembered: a second run reports them without re-running detection
     assert cc.ChipCache(DLIB, on_no_face="skip", cache=tmp_path / "cache").prepare([bad, blank]).keys() == {str(bad), str(blank)}
+
+
+def test_face_choice_and_detector_chain_are_part_of_the_key(tmp_path, photos, data_root):
+    group = photos / "selfie-many-people.jpg"
+    largest = cc.ChipCache(DLIB, cache=tmp_path / "cache")
+    central = cc.ChipCache(DLIB, cache=tmp_path / "cache", face="center")
+    chained = cc.ChipCache(DLIB, {"detector": "hog+cnn"}, cache=tmp_path / "cache", face="center")
+    assert len({largest.key, central.key, chained.key}) == 3
+    assert largest.prepare([group]) == {} and central.prepare([group]) == {}
+    np.testing.assert_array_equal(largest.load(group), FacePipeline(DLIB)(load_image(group))[0].chip)
+    np.testing.assert_array_equal(central.load(group), FacePipeline(DLIB)(load_image(group), face="center")[0].chip)
+    assert not np.array_equal(largest.load(group), central.load(group))
+    turned = data_root / "fairface" / "images" / "fairface_0004.jpg"  # no frontal (HOG) face
+    assert chained.prepare([turned]) == {}
+    (expected,) = FacePipeline(DLIB, detector="hog+cnn")(load_image(turned), face="center")
+    assert expected.face.detector == "cnn"
+    np.testing.assert_array_equal(chained.load(turned), expected.chip)
