@@ -34,6 +34,9 @@ class PerFace(nn.Module, FaceEmbedder):
         backbone_kwargs: Extra builder arguments (e.g. ``weights=`` an insightface ONNX / arcface_torch .pth).
         name: How this model is reported (``score --json``, eval tables).
         preprocessing: Override the backbone's preprocessing (rarely needed).
+        flip_tta: Embed each chip and its mirror image and sum the two (test-time augmentation, as in
+            insightface's evaluation): a little more robust, twice the compute. Staged training
+            (:meth:`trunk` / :meth:`top`) sees one orientation at a time.
 
     Call forms (tensors are normalised chips, see :meth:`Preprocessing.normalize`):
         ``model(x)``: (N, 3, S, S) float32 -> (N, D) L2-normalised embeddings.
@@ -43,7 +46,7 @@ class PerFace(nn.Module, FaceEmbedder):
 
     def __init__(self, backbone: str = "dlib_resnet", head_dim: int | None = None, pretrained: bool = True,
                  backbone_kwargs: dict | None = None, name: str = "base",
-                 preprocessing: Preprocessing | None = None):
+                 preprocessing: Preprocessing | None = None, flip_tta: bool = False):
         nn.Module.__init__(self)
         spec = get_backbone_spec(backbone)
         self.backbone_name = backbone
@@ -61,6 +64,7 @@ class PerFace(nn.Module, FaceEmbedder):
             if head_dim == spec.embedding_dim:
                 nn.init.eye_(self.head.weight)
         self.embedding_dim = head_dim or spec.embedding_dim
+        self.flip_tta = bool(flip_tta)
         self.eval()
 
     # --- torch API ------------------------------------------------------------------------------------
@@ -72,7 +76,14 @@ class PerFace(nn.Module, FaceEmbedder):
 
     def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised chips -> (N, D) L2-normalised embeddings (differentiable)."""
-        return F.normalize(self._project(self.backbone(x)), dim=1)
+        return F.normalize(self._raw(x), dim=1)
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) chips -> (N, D) embeddings before L2 normalisation (mirror added with ``flip_tta``)."""
+        z = self._project(self.backbone(x))
+        if self.flip_tta:
+            z = z + self._project(self.backbone(torch.flip(x, dims=[3])))
+        return z
 
     def _project(self, z: torch.Tensor) -> torch.Tensor:
         """The optional projection head on (N, backbone width) raw backbone embeddings."""
@@ -90,12 +101,14 @@ class PerFace(nn.Module, FaceEmbedder):
             x = stage(x)
         return x
 
-    def top(self, features: torch.Tensor, frozen_stages: int) -> torch.Tensor:
-        """The remaining stages, backbone head and projection head: feature map -> (N, D) L2-normalised."""
+    def top(self, features: torch.Tensor, frozen_stages: int, normalize: bool = True) -> torch.Tensor:
+        """The remaining stages, backbone head and projection head: feature map -> (N, D) embeddings
+        (L2-normalised unless ``normalize=False``). One orientation: no flip test-time augmentation."""
         x = features
         for stage in list(self.backbone.stages)[frozen_stages:]:
             x = stage(x)
-        return F.normalize(self._project(self.backbone.head(x)), dim=1)
+        z = self._project(self.backbone.head(x))
+        return F.normalize(z, dim=1) if normalize else z
 
     def embed(self, images, *args, **kwargs):  # noqa: D102 - documented on FaceEmbedder
         if isinstance(images, torch.Tensor):
@@ -115,7 +128,7 @@ class PerFace(nn.Module, FaceEmbedder):
         try:
             with torch.inference_mode():
                 x = torch.from_numpy(batch).to(self.device)
-                return self._project(self.backbone(x)).float().cpu().numpy()
+                return self._raw(x).float().cpu().numpy()
         finally:
             self.train(was_training)
 
@@ -128,13 +141,15 @@ class PerFace(nn.Module, FaceEmbedder):
             "head_dim": self.head_dim,
             "name": self.name,
             "embedding_dim": self.embedding_dim,
+            "flip_tta": self.flip_tta,
             "preprocessing": self.preprocessing.to_dict(),
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any], state_dict: dict[str, torch.Tensor] | None = None) -> "PerFace":
         model = cls(backbone=config["backbone"], head_dim=config.get("head_dim"), pretrained=state_dict is None,
-                    name=config.get("name", "perface"), preprocessing=Preprocessing.from_dict(config["preprocessing"]))
+                    name=config.get("name", "perface"), preprocessing=Preprocessing.from_dict(config["preprocessing"]),
+                    flip_tta=bool(config.get("flip_tta", False)))
         if state_dict is not None:
             model.load_state_dict(state_dict)
         return model.eval()

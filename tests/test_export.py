@@ -104,3 +104,12 @@ def test_refuses_bad_requests(base, exported, tmp_path):
     with pytest.raises(ExportError, match="cannot be read"):
         export_onnx(base, tmp_path / "m.onnx", images=[str(Path(__file__))])
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_flip_tta_model_exports_with_parity(tmp_path, faces):
+    model = PerFace(flip_tta=True, name="tta")
+    result = export_onnx(model, tmp_path / "tta.onnx", images=faces[:4])
+    assert result.max_abs_diff <= 1e-4
+    onnx_model = perface.load(tmp_path / "tta.onnx")
+    assert onnx_model.config()["flip_tta"] is True
+    assert np.abs(onnx_model.embed(faces[:3]) - model.embed(faces[:3])).max() <= 1e-4

@@ -133,3 +133,21 @@ def test_import_perface_is_light():
     code = "import sys, perface; perface.list_backbones(); print('torch' in sys.modules, 'dlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_flip_tta_sums_both_orientations(lfw, tmp_path):
+    plain, tta = PerFace(), PerFace(flip_tta=True)
+    files = sorted((lfw / "images" / "Colin_Powell").iterdir())[:3]
+    chips = torch.from_numpy(plain.preprocessing.normalize(np.stack([plain.faces(f)[0].chip for f in files])))
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(plain._raw(chips) + plain._raw(torch.flip(chips, dims=[3])), dim=1)
+        got = tta.embed_tensor(chips)
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+        # a mirrored face gets the same embedding, which a single orientation does not give
+        torch.testing.assert_close(tta.embed_tensor(torch.flip(chips, dims=[3])), got, atol=1e-5, rtol=0)
+        assert (plain.embed_tensor(torch.flip(chips, dims=[3])) - plain.embed_tensor(chips)).abs().max() > 1e-3
+    np.testing.assert_allclose(tta.embed(files), got.numpy(), atol=1e-5)  # image path = tensor path
+    loaded = perface.load(tta.save(tmp_path / "tta.pt"))
+    assert loaded.flip_tta and loaded.config()["flip_tta"] is True
+    np.testing.assert_allclose(loaded.embed(files), got.numpy(), atol=1e-6)
+    assert PerFace.from_config({k: v for k, v in plain.config().items() if k != "flip_tta"}).flip_tta is False

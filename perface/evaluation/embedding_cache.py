@@ -84,6 +84,8 @@ class EmbeddingCache:
             "face_options": model._face_options(),
             "face": face,
         }
+        if getattr(model, "flip_tta", False):  # same weights, different embeddings (added only when on: keeps old keys)
+            self.description["flip_tta"] = True
         self.key = hashlib.sha256(json.dumps(self.description, sort_keys=True).encode()).hexdigest()
         self.path = self.root / f"{self.key[:32]}.sqlite"
         self.dim = int(model.embedding_dim)

@@ -48,6 +48,8 @@ class TripletDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers.
         augment: Augmentation strength for training chips (0 = none, which also lets the model cache the
             output of its frozen stages).
+        flip: Probability of mirroring each training image, drawn per image. Cache-friendly (a chip has two
+            versions), so it works with ``augment: 0`` and cached frozen features.
         max_train: Use at most this many training triplets (seeded sample; for smoke runs).
         max_val: Likewise for validation.
         on_no_face: Policy for images where no face is detected (``whole-image`` for tight crops).
@@ -61,7 +63,7 @@ class TripletDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, train: str, val: str | None = None, root: str | None = None, batch_size: int = 64,
-                 num_workers: int = 0, augment: float = 1.0, max_train: int | None = None,
+                 num_workers: int = 0, augment: float = 1.0, flip: float = 0.0, max_train: int | None = None,
                  max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog",
                  upsample: int = 0, face: str = "largest", prep_workers: int = 2, cache_dir: str | None = None,
                  seed: int = 0, preprocessing: Preprocessing | None = None):
@@ -72,6 +74,7 @@ class TripletDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = float(augment)
+        self.flip = float(flip)
         self.max_train, self.max_val = max_train, max_val
         self.on_no_face = on_no_face
         self.face_options = {"detector": detector, "upsample": upsample}
@@ -140,16 +143,17 @@ class TripletDataModule(pl.LightningDataModule):
         position = {p: i for i, p in enumerate(usable)}
         self.chips = np.stack([cache.load(p) for p in usable]) if usable else None
         self.image_paths = usable
-        self.train_set = self._dataset(train, position, augment=self.augment > 0)
-        self.val_set = self._dataset(val, position, augment=False)
+        self.train_set = self._dataset(train, position, training=True)
+        self.val_set = self._dataset(val, position, training=False)
 
-    def _dataset(self, frame: pd.DataFrame, position: dict[str, int], augment: bool) -> TripletDataset:
+    def _dataset(self, frame: pd.DataFrame, position: dict[str, int], training: bool) -> TripletDataset:
         cols = [frame[c].map(lambda n: position.get(str(self.root / n), -1)).to_numpy() for c in ("anchor", "a", "b")]
         index = np.stack(cols, axis=1).astype(np.int64)
         keep = (index >= 0).all(axis=1)
         p_a = frame["p_a"].to_numpy(dtype=np.float32)
         return TripletDataset(index[keep], p_a[keep], self.chips, self.preprocessing,
-                              chip_augmentation(self.augment) if augment else None)
+                              chip_augmentation(self.augment) if training and self.augment > 0 else None,
+                              flip=self.flip if training else 0.0)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

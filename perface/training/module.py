@@ -8,11 +8,13 @@ import time
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from perface.backbones.dlib_resnet import Affine
 from perface.model import PerFace
 from perface.training.losses import SoftTripletLoss
+from perface.training.triplet_dataset import mirror_key
 
 
 class PerFaceModule(pl.LightningModule):
@@ -39,16 +41,19 @@ class PerFaceModule(pl.LightningModule):
             per image and reuse it in later epochs.
         identity_weight: Weight of a retention term ``1 - cos(z, z_base)`` that keeps embeddings near the base
             model's (identity retention); 0 disables it.
+        flip_tta: The trained model embeds each chip and its mirror image (see :class:`PerFace`); validation
+            measures it that way. Pair it with ``data.flip`` so training sees both orientations.
     """
 
     def __init__(self, backbone: str = "dlib_resnet", backbone_weights: str | None = None, head_dim: int | None = None,
                  name: str = "perface", loss: str = "triplet", margin: float = 0.05, trainable_stages: int | None = 2,
                  freeze_affine: bool = True, lr: float = 1e-4, head_lr: float = 1e-3, weight_decay: float = 1e-4,
-                 warmup_fraction: float = 0.05, cache_frozen_features: bool = True, identity_weight: float = 0.0):
+                 warmup_fraction: float = 0.05, cache_frozen_features: bool = True, identity_weight: float = 0.0,
+                 flip_tta: bool = False):
         super().__init__()
         self.save_hyperparameters()
         kwargs = {"weights": backbone_weights} if backbone_weights else {}
-        self.model = PerFace(backbone=backbone, head_dim=head_dim, backbone_kwargs=kwargs, name=name)
+        self.model = PerFace(backbone=backbone, head_dim=head_dim, backbone_kwargs=kwargs, name=name, flip_tta=flip_tta)
         n = self.model.num_stages
         if trainable_stages is not None and not 0 <= trainable_stages <= n:
             raise ValueError(f"trainable_stages must be in 0..{n} for {backbone}, got {trainable_stages}")
@@ -60,6 +65,7 @@ class PerFaceModule(pl.LightningModule):
             import copy
 
             self.base_top = copy.deepcopy(self.model).requires_grad_(False).eval()
+            self.base_top.flip_tta = False  # compared with the one orientation a training step embeds
         self._features: dict[int, torch.Tensor] = {}
         self._base: dict[int, torch.Tensor] = {}
         self.val_soft = MeanMetric()
@@ -98,14 +104,25 @@ class PerFaceModule(pl.LightningModule):
 
     # --- forward ---------------------------------------------------------------------------------------
     def _embed(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
-        """(M, 3, S, S) chips with image ids (M,) -> (M, D) embeddings, reusing cached frozen features."""
+        """(M, 3, S, S) chips with cache keys (M,) -> (M, D) L2-normalised embeddings.
+
+        Training embeds the given orientation only; evaluation of a ``flip_tta`` model adds the mirror
+        images' embeddings, as :meth:`PerFace.embed_tensor` does.
+        """
+        z = self._embed_raw(images, ids, use_cache)
+        if not self.training and self.model.flip_tta:
+            z = z + self._embed_raw(torch.flip(images, dims=[3]), mirror_key(ids), use_cache)
+        return F.normalize(z, dim=1)
+
+    def _embed_raw(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        """One orientation, before normalisation, reusing cached frozen features."""
         k = self.frozen_stages
         if k == 0:
-            return self.model.embed_tensor(images)
+            return self.model.top(self.model.trunk(images, 0), 0, normalize=False)
         if not use_cache:
             with torch.no_grad():
                 feats = self.model.trunk(images, k)
-            return self.model.top(feats, k)
+            return self.model.top(feats, k, normalize=False)
         id_list = ids.tolist()
         missing = [i for i, j in enumerate(id_list) if j not in self._features]
         if missing:
@@ -114,7 +131,7 @@ class PerFaceModule(pl.LightningModule):
             for i, f in zip(missing, fresh):
                 self._features[id_list[i]] = f.to("cpu", copy=True)
         feats = torch.stack([self._features[j] for j in id_list]).to(images.device)
-        return self.model.top(feats, k)
+        return self.model.top(feats, k, normalize=False)
 
     def _base_embeddings(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
         """The untrained model's embeddings of the chips (cached per image when chips are not augmented)."""

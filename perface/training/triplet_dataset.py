@@ -11,6 +11,11 @@ from torch.utils.data import Dataset
 from perface.preprocessing import Preprocessing
 
 
+def mirror_key(key):
+    """Cache key of the mirror image of the chip with key ``key`` (an involution: ``-key - 1``)."""
+    return -key - 1
+
+
 class TripletDataset(Dataset):
     """Items of a triplet table over an in-memory chip array.
 
@@ -20,27 +25,34 @@ class TripletDataset(Dataset):
         chips: uint8 (N_images, S, S, 3) RGB chips.
         preprocessing: Normalisation (the model's own: :meth:`Preprocessing.normalize`).
         augment: Optional callable ``image=uint8 chip -> {"image": chip}`` (albumentations), applied per image.
+        flip: Probability of mirroring each image (drawn independently per image). Unlike ``augment`` this
+            leaves only two versions of a chip, so the model can still cache features per version.
 
-    Each item is a dict: ``images`` float32 (3, 3, S, S) (anchor, a, b), ``ids`` int64 (3,) image indices,
-    ``p_a`` float32 scalar.
+    Each item is a dict: ``images`` float32 (3, 3, S, S) (anchor, a, b), ``ids`` int64 (3,) chip keys
+    (the image index ``j``, or ``mirror_key(j) = -j - 1`` for its mirror image), ``p_a`` float32 scalar.
     """
 
     def __init__(self, index: np.ndarray, p_a: np.ndarray, chips: np.ndarray, preprocessing: Preprocessing,
-                 augment: Callable | None = None):
+                 augment: Callable | None = None, flip: float = 0.0):
         self.index = np.asarray(index, dtype=np.int64)
         self.p_a = np.asarray(p_a, dtype=np.float32)
         self.chips = chips
         self.preprocessing = preprocessing
         self.augment = augment
+        self.flip = float(flip)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
-        ids = self.index[i]
+        ids = self.index[i].copy()
         chips = [self.chips[j] for j in ids]
+        if self.flip > 0:
+            for k in np.flatnonzero(np.random.random(len(ids)) < self.flip):
+                chips[k] = chips[k][:, ::-1]
+                ids[k] = mirror_key(ids[k])
         if self.augment is not None:
             chips = [self.augment(image=c)["image"] for c in chips]
         images = self.preprocessing.normalize(np.stack(chips))
-        return {"images": torch.from_numpy(images), "ids": torch.from_numpy(ids.copy()),
+        return {"images": torch.from_numpy(images), "ids": torch.from_numpy(ids),
                 "p_a": torch.tensor(self.p_a[i])}

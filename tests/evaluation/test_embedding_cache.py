@@ -105,3 +105,9 @@ def test_key_follows_weights_face_and_detector(base, tmp_path):
     finally:
         base.configure_faces(upsample=0)
     assert EmbeddingCache(base, root=tmp_path).key == key
+    base.flip_tta = True  # same weights, mirrored test-time augmentation: other embeddings
+    try:
+        assert EmbeddingCache(base, root=tmp_path).key != key
+    finally:
+        base.flip_tta = False
+    assert EmbeddingCache(base, root=tmp_path).key == key

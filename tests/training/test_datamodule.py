@@ -59,3 +59,26 @@ def test_file_without_split_needs_val(tmp_path, data_root):
     dm = TripletDataModule(str(f), root=str(data_root), preprocessing=DLIB)
     with pytest.raises(AnnotationError, match="split"):
         dm.setup("fit")
+
+
+def test_flip_mirrors_single_images_under_their_own_cache_key(dm):
+    from perface.training.triplet_dataset import TripletDataset, mirror_key
+
+    ds = dm.train_set
+    always = TripletDataset(ds.index, ds.p_a, dm.chips, DLIB, flip=1.0)
+    never = TripletDataset(ds.index, ds.p_a, dm.chips, DLIB, flip=0.0)
+    item, plain = always[0], never[0]
+    assert item["ids"].tolist() == [mirror_key(j) for j in ds.index[0].tolist()] and all(k < 0 for k in item["ids"])
+    torch.testing.assert_close(item["images"], torch.flip(plain["images"], dims=[3]))
+    assert plain["ids"].tolist() == ds.index[0].tolist()
+    assert mirror_key(mirror_key(5)) == 5
+    half = TripletDataset(ds.index, ds.p_a, dm.chips, DLIB, flip=0.5)
+    keys = np.concatenate([half[i]["ids"].numpy() for i in range(len(ds)) for _ in range(4)])
+    assert 0.35 < (keys < 0).mean() < 0.65  # drawn per image
+
+
+def test_flip_keeps_chips_cacheable(data_root, tmp_path):
+    dm = TripletDataModule(TRIPLETS, root=str(data_root), batch_size=4, max_train=8, max_val=4, augment=0.0,
+                           flip=0.5, prep_workers=0, cache_dir=str(tmp_path / "cache"), preprocessing=DLIB)
+    dm.setup("fit")
+    assert dm.train_set.augment is None and dm.train_set.flip == 0.5 and dm.val_set.flip == 0.0
