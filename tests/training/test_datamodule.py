@@ -82,3 +82,15 @@ def test_flip_keeps_chips_cacheable(data_root, tmp_path):
                            flip=0.5, prep_workers=0, cache_dir=str(tmp_path / "cache"), preprocessing=DLIB)
     dm.setup("fit")
     assert dm.train_set.augment is None and dm.train_set.flip == 0.5 and dm.val_set.flip == 0.0
+
+
+def test_flip_draws_differ_between_dataloader_workers(dm):
+    from torch.utils.data import DataLoader
+
+    from perface.training.triplet_dataset import TripletDataset
+
+    ds = dm.train_set
+    same = TripletDataset(ds.index[[0] * 16], ds.p_a[[0] * 16], dm.chips, DLIB, flip=0.5)
+    batches = list(DataLoader(same, batch_size=8, num_workers=2))  # one batch from each worker
+    keys = [b["ids"].numpy() for b in batches]
+    assert len(keys) == 2 and not np.array_equal(keys[0], keys[1])
