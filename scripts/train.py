@@ -3,13 +3,17 @@
     python scripts/train.py fit --config configs/proxy_attributes.yaml
     python scripts/train.py fit --config configs/smoke.yaml --trainer.max_epochs 1
     python scripts/train.py fit --config configs/perface_dlib.yaml --print_config
+    python scripts/train.py fit --config configs/smoke.yaml --debug     # tracebacks instead of one-line errors
 
 Every option of the Trainer, of :class:`perface.training.module.PerFaceModule` (``--model.*``) and of
 :class:`perface.training.datamodule.TripletDataModule` (``--data.*``) can be set in YAML or on the command line.
 """
 
+import sys
+
 from lightning.pytorch.cli import LightningCLI
 
+from perface.errors import PerFaceError
 from perface.training.datamodule import TripletDataModule
 from perface.training.module import PerFaceModule
 
@@ -18,5 +22,23 @@ def main(args=None) -> LightningCLI:
     return LightningCLI(PerFaceModule, TripletDataModule, save_config_kwargs={"overwrite": True}, args=args)
 
 
+def run(argv: list[str] | None = None) -> int:
+    """The command line: bad settings or data (PerFaceError, ValueError) become one line on stderr and exit
+    code 1; ``--debug`` keeps the traceback. Argument errors are LightningCLI's own (exit code 2)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    sys.argv = [sys.argv[0], *argv]  # LightningCLI reads the command line itself (args= is for code)
+    try:
+        main()
+    except (PerFaceError, ValueError) as exc:
+        if debug:
+            raise
+        print(f"train.py: {exc} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from perface.face.detector import DETECTOR_CHOICES
-from perface.face.pipeline import FACE_CHOICES, ON_NO_FACE
+from perface.face.pipeline import ON_NO_FACE, check_face_choice
 
 
 def add_model_options(parser: argparse.ArgumentParser, multiple: bool = False) -> None:
@@ -40,19 +40,13 @@ def add_face_options(parser: argparse.ArgumentParser, on_no_face_default: str, a
 
 
 def parse_face(value: str, allow_all: bool = False) -> str | int:
-    """``--face`` value -> ``"largest"``, ``"center"``, ``"all"`` or an int index."""
+    """``--face`` value -> ``"largest"``, ``"center"``, ``"all"`` or an int index (see ``check_face_choice``)."""
     from perface.cli.main import UsageError
 
-    if value in FACE_CHOICES or (allow_all and value == "all"):
-        return value
     try:
-        k = int(value)
-    except ValueError:
-        raise UsageError(f"--face {value!r}: expected largest, center{', all' if allow_all else ''} or a face index "
-                         f"like 0") from None
-    if k < 0:
-        raise UsageError(f"--face {value}: face indices start at 0")
-    return k
+        return check_face_choice(int(value) if value.lstrip("-").isdigit() else value, allow_all=allow_all)
+    except ValueError as exc:
+        raise UsageError(f"--face: {exc}") from None
 
 
 def load_model(args: argparse.Namespace, model: str | None = None):

@@ -17,6 +17,19 @@ DETECTORS = ("hog", "cnn")
 DETECTOR_CHOICES = ("hog", "cnn", "hog+cnn")
 
 
+def detector_chain(detector: str) -> list[str]:
+    """``"hog"`` / ``"cnn"`` / ``"hog+cnn"`` -> the detector kinds to try in order.
+
+    Raises:
+        ValueError: an unknown kind (the message lists the valid ones).
+    """
+    kinds = str(detector).split("+")
+    if not all(k in DETECTORS for k in kinds):
+        raise ValueError(f"detector {detector!r} is not known; use one of {', '.join(DETECTOR_CHOICES)} "
+                         f"(a '+' chain runs each detector only where the ones before it found no face)")
+    return kinds
+
+
 class FaceDetector:
     """Find face boxes in an RGB image.
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from perface.errors import NoFaceError
 from perface.face.align import align_arcface, align_dlib
-from perface.face.detector import FaceDetector
+from perface.face.detector import FaceDetector, detector_chain
 from perface.face.face import Face
 from perface.face.landmarks import LandmarkPredictor, arcface_points
 from perface.preprocessing import Preprocessing
@@ -16,6 +17,16 @@ from perface.preprocessing import Preprocessing
 ON_NO_FACE = ("error", "skip", "whole-image")
 #: Single-face choices of :meth:`FacePipeline.select` besides an index (``"all"`` is allowed where many fit).
 FACE_CHOICES = ("largest", "center")
+
+
+def check_face_choice(face: str | int, allow_all: bool = True) -> str | int:
+    """``face`` if it is a valid choice for :meth:`FacePipeline.select`, else a ValueError listing them."""
+    if face in FACE_CHOICES or (allow_all and face == "all"):
+        return face
+    if isinstance(face, numbers.Integral) and not isinstance(face, bool) and face >= 0:
+        return face
+    raise ValueError(f"face {face!r} is not a valid choice; use {', '.join(FACE_CHOICES)}"
+                     f"{', all' if allow_all else ''} or a face index (0 = largest)")
 
 
 @dataclass
@@ -44,7 +55,7 @@ class FacePipeline:
 
     def __init__(self, preprocessing: Preprocessing, detector: str = "hog", upsample: int = 0, max_side: int = 1024):
         self.preprocessing = preprocessing
-        self.detectors = [FaceDetector(kind, upsample=upsample, max_side=max_side) for kind in detector.split("+")]
+        self.detectors = [FaceDetector(kind, upsample=upsample, max_side=max_side) for kind in detector_chain(detector)]
         self.detector = self.detectors[0]
         # dlib chips follow dlib's 5-point alignment; ArcFace needs eye centres and mouth corners (68 points).
         self.landmarks = LandmarkPredictor(5 if preprocessing.alignment == "dlib" else 68)
@@ -97,15 +108,17 @@ class FacePipeline:
         """
         if on_no_face not in ON_NO_FACE:
             raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")
+        face = check_face_choice(face)
         if not faces:
             if on_no_face == "skip":
                 return []
             if on_no_face == "whole-image":
                 whole = self.whole_image_face(image)
                 return [AlignedFace(0, whole, self.align(image, whole))]
+            cnn_hint = "" if "cnn" in (d.kind for d in self.detectors) else " / --detector hog+cnn"
             raise NoFaceError(
                 f"no face found in {name}; if it is already a tight face crop use --on-no-face whole-image, "
-                f"or try --upsample {self.detector.upsample + 1} / --detector hog+cnn for small or turned faces"
+                f"or try --upsample {self.detector.upsample + 1}{cnn_hint} for small or turned faces"
             )
         if face == "largest":
             chosen = [(0, faces[0])]

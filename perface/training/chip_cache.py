@@ -17,6 +17,8 @@ import numpy as np
 
 from perface.cache import cache_dir, file_sha256
 from perface.face.batch import align_many
+from perface.face.detector import detector_chain
+from perface.face.pipeline import ON_NO_FACE, check_face_choice
 from perface.preprocessing import Preprocessing
 
 
@@ -28,7 +30,10 @@ class ChipCache:
         preprocessing: The model's preprocessing (chip geometry).
         face_options: Detector options (``detector``, ``upsample``, ``max_side``).
         on_no_face: Policy for images without a detected face (``"whole-image"`` suits tight crops).
-        face: Which face of an image with several: ``"largest"`` or ``"center"``.
+        face: Which face of an image with several: ``"largest"``, ``"center"`` or an index.
+
+    Raises:
+        ValueError: an unknown detector, face choice or no-face policy (before any image is read).
         cache: Cache root (default: :func:`perface.cache.cache_dir`).
     """
 
@@ -36,8 +41,11 @@ class ChipCache:
                  on_no_face: str = "whole-image", cache: str | os.PathLike | None = None, face: str = "largest"):
         self.preprocessing = preprocessing
         self.face_options = {"detector": "hog", "upsample": 0, "max_side": 1024, **(face_options or {})}
+        detector_chain(self.face_options["detector"])  # a bad setting fails here, not in every worker
+        if on_no_face not in ON_NO_FACE:
+            raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")
         self.on_no_face = on_no_face
-        self.face = face
+        self.face = check_face_choice(face, allow_all=False)
         setting = {"pre": preprocessing.to_dict(), "face": self.face_options, "no_face": on_no_face}
         if face != "largest":  # keeps the keys of caches made before the choice existed
             setting["which"] = face

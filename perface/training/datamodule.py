@@ -12,6 +12,8 @@ from torch.utils.data import DataLoader
 
 from perface.annotations.schema import read_triplets
 from perface.errors import AnnotationError
+from perface.face.detector import detector_chain
+from perface.face.pipeline import check_face_choice
 from perface.preprocessing import Preprocessing
 from perface.training.augment import chip_augmentation
 from perface.training.chip_cache import ChipCache
@@ -78,7 +80,8 @@ class TripletDataModule(pl.LightningDataModule):
         self.max_train, self.max_val = max_train, max_val
         self.on_no_face = on_no_face
         self.face_options = {"detector": detector, "upsample": upsample}
-        self.face = face
+        detector_chain(detector)  # bad settings fail when the config is read, not after the model is built
+        self.face = check_face_choice(face, allow_all=False)
         self.prep_workers = prep_workers
         self.cache_dir = cache_dir
         self.seed = seed

@@ -132,5 +132,12 @@ def test_hog_then_cnn_fallback(data_root):
     assert len(hog_faces) >= 1  # HOG finds it, so the CNN never runs: same boxes, labelled hog
     assert [f.box for f in chain_faces] == [f.box for f in hog_faces]
     assert {f.detector for f in chain_faces} == {"hog"}
-    with pytest.raises(ValueError, match="detector must be one of"):
+    with pytest.raises(ValueError, match="detector 'hog\\+haar' is not known; use one of hog, cnn, hog\\+cnn"):
         FacePipeline(DLIB, detector="hog+haar")
+
+
+def test_bad_face_choice_is_a_clear_error(photos, pipeline):
+    image = load_image(photos / "couple.jpg")
+    with pytest.raises(ValueError, match="face 'centre' is not a valid choice; use largest, center, all"):
+        pipeline(image, face="centre")
+    assert pipeline(image, face=np.int64(1))[0].index == 1  # numpy integers are indices too

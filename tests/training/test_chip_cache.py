@@ -62,3 +62,15 @@ def test_face_choice_and_detector_chain_are_part_of_the_key(tmp_path, photos, da
     (expected,) = FacePipeline(DLIB, detector="hog+cnn")(load_image(turned), face="center")
     assert expected.face.detector == "cnn"
     np.testing.assert_array_equal(chained.load(turned), expected.chip)
+
+
+def test_bad_settings_fail_before_any_image_is_read(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="face 'all' is not a valid choice; use largest, center or a face index"):
+        cc.ChipCache(DLIB, cache=tmp_path, face="all")  # one chip per image
+    with pytest.raises(ValueError, match="detector 'cnn\\+hag' is not known"):
+        cc.ChipCache(DLIB, {"detector": "cnn+hag"}, cache=tmp_path)
+    with pytest.raises(ValueError, match="on_no_face must be one of"):
+        cc.ChipCache(DLIB, on_no_face="guess", cache=tmp_path)
+    assert not any(tmp_path.iterdir())

@@ -110,3 +110,18 @@ def test_identity_retention_term(tmp_path, data_root):
 
     loaded = perface.load(cli.trainer.checkpoint_callback.best_model_path)
     assert sum(p.numel() for p in loaded.parameters()) == 5_614_592
+
+
+@pytest.mark.parametrize("option, needle", [
+    ("--data.face=centre", "face 'centre' is not a valid choice; use largest, center"),
+    ("--data.detector=hog+haar", "detector 'hog+haar' is not known; use one of hog, cnn, hog+cnn"),
+])
+def test_bad_settings_are_one_line_errors(option, needle, tmp_path, data_root):
+    args = [sys.executable, str(REPO / "scripts" / "train.py"), "fit", "--config", str(REPO / "configs" / "smoke.yaml"),
+            f"--data.root={data_root}", f"--trainer.logger.init_args.save_dir={tmp_path}", option]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.splitlines()[-1]  # Lightning may log before ("Seed set to 0"); no traceback
+    assert last.startswith("train.py: ") and needle in last and "Traceback" not in done.stderr
+    debug = subprocess.run(args + ["--debug"], capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and needle in debug.stderr
