@@ -167,6 +167,18 @@ def _parse_bool(value: str) -> bool | None:
     return None
 
 
+def _known_columns(frame: pd.DataFrame, columns, path, kind) -> pd.DataFrame:
+    """The ``columns`` that ``frame`` has, string columns stripped (blanks -> ""), image paths checked."""
+    out = pd.DataFrame(index=range(len(frame)))
+    for col in columns:
+        if col in frame.columns:
+            out[col] = frame[col].to_numpy()
+    for col in _STRING_COLUMNS & set(out.columns):
+        out[col] = pd.Series(["" if _blank(v) else str(v).strip() for v in out[col]], dtype=object)
+    _check_paths(out, path, kind)
+    return out
+
+
 def _check_paths(frame: pd.DataFrame, path, kind: str) -> None:
     for col in ("anchor", "a", "b"):
         empty = np.flatnonzero(frame[col].str.strip().eq("").to_numpy())
@@ -186,13 +198,7 @@ def validate_judgments(frame: pd.DataFrame, path: str | os.PathLike = "<judgment
         AnnotationError: missing columns or a bad value (names file and line, and the fix).
     """
     _require(frame, path, JUDGMENT_REQUIRED, "judgments", "anchor,a,b,choice,annotator_id")
-    out = pd.DataFrame(index=range(len(frame)))
-    for col in JUDGMENT_COLUMNS:
-        if col in frame.columns:
-            out[col] = frame[col].to_numpy()
-    for col in _STRING_COLUMNS & set(out.columns):
-        out[col] = pd.Series(["" if _blank(v) else str(v).strip() for v in out[col]], dtype=object)
-    _check_paths(out, path, kind)
+    out = _known_columns(frame, JUDGMENT_COLUMNS, path, kind)
     out["choice"] = out["choice"].str.lower()
     bad = np.flatnonzero(~out["choice"].isin(CHOICES).to_numpy())
     if len(bad):
@@ -257,13 +263,7 @@ def validate_triplets(frame: pd.DataFrame, path: str | os.PathLike = "<triplets>
         found = ",".join(map(str, frame.columns))
         raise AnnotationError(f"{path}:1: a triplets file needs a p_a column or both n_a and n_b (found: {found}); "
                               "add p_a = share of judges who found 'a' more similar")
-    out = pd.DataFrame(index=range(len(frame)))
-    for col in TRIPLET_COLUMNS:
-        if col in frame.columns:
-            out[col] = frame[col].to_numpy()
-    for col in _STRING_COLUMNS & set(out.columns):
-        out[col] = pd.Series(["" if _blank(v) else str(v).strip() for v in out[col]], dtype=object)
-    _check_paths(out, path, kind)
+    out = _known_columns(frame, TRIPLET_COLUMNS, path, kind)
     same = np.flatnonzero((out["anchor"].eq(out["a"]) | out["anchor"].eq(out["b"]) | out["a"].eq(out["b"]))
                           .to_numpy())
     if len(same):

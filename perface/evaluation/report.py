@@ -95,11 +95,17 @@ def _agreement_plot(runs: list[ModelRun], path: Path) -> None:
             hi.append(m["ci95"][1] - m["agreement"])
         ax.bar(x + (k - (len(runs) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=3, label=run.label)
     ax.axhline(0.5, color="k", ls=":", lw=1, label="chance")
+    _finish_bars(plt, fig, ax, x, groups, "2AFC agreement (95% CI)", "Agreement with judgments by stratum", path,
+                 rotate=True)
+
+
+def _finish_bars(plt, fig, ax, x, labels, ylabel: str, title: str, path: Path, rotate: bool = False) -> None:
+    """Axis labels, [0, 1] range, legend; save the grouped bar chart to ``path`` and close it."""
     ax.set_xticks(x)
-    ax.set_xticklabels(groups, rotation=30, ha="right")
+    ax.set_xticklabels(labels, rotation=30 if rotate else 0, ha="right" if rotate else "center")
     ax.set_ylim(0, 1)
-    ax.set_ylabel("2AFC agreement (95% CI)")
-    ax.set_title("Agreement with judgments by stratum")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -121,15 +127,8 @@ def _attributes_plot(runs: list[ModelRun], path: Path) -> bool:
     for i, c in enumerate(cols):
         chance = runs[0].metrics[c]["chance_balanced"]
         ax.plot([i - 0.45, i + 0.45], [chance, chance], "k:", lw=1)
-    ax.set_xticks(x)
-    ax.set_xticklabels(cols)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("balanced accuracy (5-fold, +- std; dotted: chance)")
-    ax.set_title("Linear attribute probes")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish_bars(plt, fig, ax, x, cols, "balanced accuracy (5-fold, +- std; dotted: chance)",
+                 "Linear attribute probes", path)
     return True
 
 
