@@ -36,3 +36,24 @@ class ModelLoadError(PerFaceError):
 
 class AnnotationError(PerFaceError):
     """A triplet / judgment annotation file is malformed."""
+
+
+class CampaignError(PerFaceError):
+    """An annotation campaign (``perface annotate``) cannot start or be read: bad task rows, images that are
+    missing, unreadable or outside the root, an incompatible or missing campaign database."""
+
+
+class VideoReadError(PerFaceError):
+    """A video file or frame folder could not be read (missing, empty, corrupt, no video stream, no frames)."""
+
+
+class InsufficientSamplesError(PerFaceError):
+    """Too few usable samples for a metric (e.g. KID subsets larger than a set, fewer than k+1 points for k-NN)."""
+
+
+class FeatureExtractorError(PerFaceError):
+    """A feature extractor (``timm:NAME``, a model file) could not be created or its weights loaded."""
+
+
+class GeneratedEvalError(PerFaceError):
+    """An evaluation input of generated faces (pairs file, folders, videos list) is malformed or unusable."""
