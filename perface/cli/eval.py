@@ -53,6 +53,8 @@ def add_parser(sub) -> None:
                    help="pairs file format (default: auto, .csv is CSV, anything else LFW pairs.txt)")
     _common(v, "pairs file", lfw=True)
     v.set_defaults(func=run_verification)
+    from perface.cli.eval_generated import add_parsers as add_generated_parsers  # swap, anonymization, video, distribution
+    add_generated_parsers(evsub)
 
     p.set_defaults(func=lambda args: _missing_subcommand(p))
 

@@ -143,6 +143,7 @@ def count_frames(source: str | os.PathLike, backend: str = "pyav") -> int:
     if backend == "opencv":
         import cv2
 
+        _quiet_opencv_ffmpeg()
         cap = cv2.VideoCapture(name)
         try:
             if not cap.isOpened():
@@ -197,9 +198,16 @@ def _iter_pyav(path: Path, name: str) -> Iterator[tuple[int, np.ndarray, float |
         container.close()
 
 
+def _quiet_opencv_ffmpeg() -> None:
+    """OpenCV's FFmpeg backend prints demuxer errors ("moov atom not found") to stderr; errors here are reported
+    as one VideoReadError line instead. Respects a level the user has set."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
 def _iter_opencv(path: Path, name: str) -> Iterator[tuple[int, np.ndarray, float | None]]:
     import cv2
 
+    _quiet_opencv_ffmpeg()
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
