@@ -73,7 +73,8 @@ def evaluate(pairs: Any, root: str | os.PathLike | None = None, model: Any = "ba
     """
     from perface.selection.threshold import ReidThreshold, reid_threshold
 
-    table = read_rows(pairs, COLUMNS, what="pairs file")
+    table = read_rows(pairs, COLUMNS, what="pairs file",
+                      allow_empty=not isinstance(pairs, (str, os.PathLike)))
     if root is None and isinstance(pairs, (str, os.PathLike)):
         root = Path(pairs).resolve().parent
     root_path = Path(root) if root is not None else None

@@ -323,8 +323,12 @@ def summarize(values: Sequence[float] | np.ndarray, n_boot: int = 2000, seed: in
 
 
 # --- row files ----------------------------------------------------------------------------------------------
-def read_rows(source: Any, columns: Sequence[str], optional: Sequence[str] = (), what: str = "pairs file"):
+def read_rows(source: Any, columns: Sequence[str], optional: Sequence[str] = (), what: str = "pairs file",
+              allow_empty: bool = False):
     """A table of image paths: a CSV/TSV/Parquet file or a DataFrame with at least ``columns``.
+
+    ``allow_empty`` keeps rows with empty cells (folders matched by name: a name missing from one folder);
+    the evaluations list them as unusable. Otherwise an empty cell is an error.
 
     Returns:
         A pandas DataFrame (strings, index reset) with ``columns`` plus whichever ``optional`` are present.
@@ -360,7 +364,7 @@ def read_rows(source: Any, columns: Sequence[str], optional: Sequence[str] = (),
     if len(frame) == 0:
         raise GeneratedEvalError(f"{what} {name}: no rows")
     empty = frame[list(columns)].eq("").any(axis=1)
-    if empty.any():
+    if empty.any() and not allow_empty:
         first = int(np.flatnonzero(empty.to_numpy())[0])
         raise GeneratedEvalError(f"{what} {name}: {int(empty.sum())} row(s) with an empty path (first: row {first}); "
                                  "fill or remove them")

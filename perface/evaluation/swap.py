@@ -122,7 +122,8 @@ def evaluate(pairs: Any, root: str | os.PathLike | None = None, model: Any = "ba
     Raises:
         GeneratedEvalError: malformed pairs file, or no usable row at all.
     """
-    table = read_rows(pairs, COLUMNS, optional=("source_identity",), what="pairs file")
+    table = read_rows(pairs, COLUMNS, optional=("source_identity",), what="pairs file",
+                      allow_empty=not isinstance(pairs, (str, os.PathLike)))
     if root is None and isinstance(pairs, (str, os.PathLike)):
         root = Path(pairs).resolve().parent
     root_path = Path(root) if root is not None else None
