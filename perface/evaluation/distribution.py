@@ -141,10 +141,11 @@ def prdc_metrics(real: np.ndarray, fake: np.ndarray, pr_k: int = PR_K, dc_k: int
     """Precision and recall at ``pr_k``, density and coverage at ``dc_k`` nearest neighbours (``prdc``).
 
     Raises:
-        InsufficientSamplesError: a set has ``k`` or fewer samples.
+        InsufficientSamplesError: a set has fewer than ``max(pr_k, dc_k) + 2`` samples (prdc's requirement).
     """
     k = max(pr_k, dc_k)
-    _need(real, fake, k + 1, f"precision/recall (k={pr_k}) and density/coverage (k={dc_k})")
+    # prdc partitions each row of the n x n distance matrix at index k + 1 (self + k neighbours + 1)
+    _need(real, fake, k + 2, f"precision/recall (k={pr_k}) and density/coverage (k={dc_k})")
     from prdc import compute_prdc
 
     r, f = np.asarray(real, np.float32), np.asarray(fake, np.float32)

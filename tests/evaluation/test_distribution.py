@@ -113,8 +113,8 @@ def test_too_few_samples_is_a_clear_error(feats):
     a, u = feats["a"].features, feats["utk"].features
     with pytest.raises(InsufficientSamplesError, match="larger than the sets"):
         distribution.kid(a[:20], u[:30], subset_size=25)
-    with pytest.raises(InsufficientSamplesError, match="at least 6 usable images per set"):
-        distribution.prdc_metrics(a[:5], u[:30])
+    with pytest.raises(InsufficientSamplesError, match="at least 7 usable images per set"):
+        distribution.prdc_metrics(a[:6], u[:30])
     with pytest.raises(InsufficientSamplesError):
         distribution.kid(a[:3], u[:3])
 
