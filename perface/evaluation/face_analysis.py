@@ -43,6 +43,7 @@ __all__ = ["ATTRIBUTE_POSE_SCALE_DEG", "ATTRIBUTE_EXPRESSION_SCALE", "FaceAnalyz
 ATTRIBUTE_POSE_SCALE_DEG = 30.0
 ATTRIBUTE_EXPRESSION_SCALE = 0.1
 _THUMB = 128
+_PREDICTORS: dict[int, LandmarkPredictor] = {}
 
 
 @dataclass
@@ -125,12 +126,11 @@ class FaceAnalyzer:
         self.face = face
         self.on_no_face = on_no_face
         self.batch_size = int(batch_size)
-        self._predictors: dict[int, LandmarkPredictor] = {}
 
     def _predictor(self, points: int) -> LandmarkPredictor:
-        if points not in self._predictors:
-            self._predictors[points] = LandmarkPredictor(points)
-        return self._predictors[points]
+        if points not in _PREDICTORS:  # loading the 68-point model takes about a second: once per process
+            _PREDICTORS[points] = LandmarkPredictor(points)
+        return _PREDICTORS[points]
 
     def _choose(self, image: np.ndarray, faces: list[Face], name: str, near: Sequence[float] | None) -> Face | None:
         if near is not None and len(faces) > 1:
