@@ -71,7 +71,8 @@ def evaluate(pairs: Any, root: str | os.PathLike | None = None, model: Any = "ba
     Returns:
         :class:`AnonymizationReport`.
     """
-    from perface.selection.threshold import ReidThreshold, reid_threshold
+    from perface.selection.errors import SelectionError
+    from perface.selection.threshold import ReidThreshold, default_lfw_pairs, reid_threshold
 
     table = read_rows(pairs, COLUMNS, what="pairs file",
                       allow_empty=not isinstance(pairs, (str, os.PathLike)))
@@ -82,7 +83,12 @@ def evaluate(pairs: Any, root: str | os.PathLike | None = None, model: Any = "ba
         raise GeneratedEvalError(f"root {root}: not a folder")
     models = load_models(model, id_model, detector=detector, upsample=upsample)
     if threshold is None:
-        t = reid_threshold(models["identity"])
+        try:
+            lfw_pairs, lfw_images = default_lfw_pairs()
+        except SelectionError as exc:
+            raise GeneratedEvalError(f"{str(exc).split(';')[0]}; set PERFACE_DATA to the shared data folder (with "
+                                     "lfw/pairs.txt) or pass --threshold T") from None
+        t = reid_threshold(models["identity"], pairs=lfw_pairs, root=lfw_images)
     elif isinstance(threshold, ReidThreshold):
         t = threshold
     else:
