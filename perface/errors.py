@@ -57,3 +57,8 @@ class FeatureExtractorError(PerFaceError):
 
 class GeneratedEvalError(PerFaceError):
     """An evaluation input of generated faces (pairs file, folders, videos list) is malformed or unusable."""
+
+
+class CampaignError(PerFaceError):
+    """An annotation campaign (``perface annotate``) cannot start or be read: bad task rows, images that are
+    missing, unreadable or outside the root, an incompatible or missing campaign database."""

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "perface.cli.export",
     "perface.cli.gallery",
     "perface.cli.select",
+    "perface.cli.annotate",
 )
 
 

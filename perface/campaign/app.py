@@ -1,0 +1,352 @@
+"""The judging web app (FastAPI on uvicorn) and ``serve``.
+
+Routes (every one behind the token when the campaign has one: ``?token=`` or header ``X-PerFace-Token``):
+
+* ``GET /``: the judging page (``?annotator=ID``, also ``PROLIFIC_PID`` / ``workerId``; without an id a short
+  form asks for one). Plain HTML/CSS/JS from this package, nothing from a CDN.
+* ``GET /api/next?annotator=ID``: the annotator's open assignments (shown + preloaded) and progress; see
+  :meth:`perface.campaign.store.CampaignStore.next_assignments`.
+* ``POST /api/judgments``: ``{"annotator", "assignment", "submission", "side": "left"|"right",
+  "response_ms"}``; 201 with the stored judgment, 200 with the stored one for a retry of the same
+  ``submission`` id; 4xx ``{"error"}`` and nothing written otherwise.
+* ``GET /img/{id}``: an image of the campaign's tasks, by id (never by path); its real path is checked to be
+  inside the root on every request. Anything else is a 404 JSON error; there is no listing.
+* ``GET /static/annotate.js|annotate.css``, ``GET /api/health``.
+
+Responses carry a Content-Security-Policy (only this origin's scripts, styles and images; no inline
+script), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer`` (the token is in URLs).
+"""
+
+# No "from __future__ import annotations": FastAPI resolves the route signatures (Request, the body model)
+# defined inside create_app at run time.
+
+import dataclasses
+import hmac
+import os
+import re
+import socket
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+from urllib.parse import parse_qs, quote
+
+from perface.campaign.config import CampaignConfig
+from perface.campaign.store import CampaignStore
+from perface.campaign.tasks import TaskSet, load_tasks, real_path_inside
+from perface.errors import CampaignError
+
+__all__ = ["Campaign", "create_app", "prepare", "serve", "LOOPBACK_HOSTS"]
+
+WEB_DIR = Path(__file__).with_name("web")
+_STATIC = {"annotate.js": "text/javascript; charset=utf-8", "annotate.css": "text/css; charset=utf-8"}
+_IMAGE_ID = re.compile(r"[0-9]{1,12}")
+_MAX_BODY = 16 * 1024
+_MAX_ANNOTATOR = 128
+#: Host names accepted by a server bound to loopback (guards against DNS rebinding).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+#: Bad rows named in the start-up error before "... and N more".
+_BAD_ROWS_SHOWN = 20
+
+
+@dataclass
+class Campaign:
+    """A checked, opened campaign: its config, database and start-up summary."""
+
+    config: CampaignConfig
+    store: CampaignStore
+    tasks: TaskSet
+    summary: dict = field(default_factory=dict)
+
+
+def prepare(config: CampaignConfig) -> Campaign:
+    """Check the tasks and images, open (or create) the database and load the tasks into it.
+
+    Raises:
+        CampaignError: bad task rows (each listed: file:line, column, path, reason) unless
+            ``config.skip_bad``; no usable triplet; unreadable files; a database that is not a campaign.
+    """
+    tasks = load_tasks(config.tasks, config.root, config.gold)
+    if tasks.bad and not config.skip_bad:
+        shown = "; ".join(str(b) for b in tasks.bad[:_BAD_ROWS_SHOWN])
+        more = f"; ... and {len(tasks.bad) - _BAD_ROWS_SHOWN} more" if len(tasks.bad) > _BAD_ROWS_SHOWN else ""
+        raise CampaignError(f"{len(tasks.bad)} task row(s) cannot be shown to annotators: {shown}{more}. Fix "
+                            "those rows or images, or pass --skip-bad to start without them")
+    if not tasks.triplets:
+        raise CampaignError(f"{config.tasks}: no usable triplet to judge ({len(tasks.bad)} bad row(s))")
+    store = CampaignStore(config.db, create=True)
+    settings = {"tasks": Path(config.tasks).resolve(), "root": Path(config.root).resolve(),
+                "judgments_per_triplet": config.judgments_per_triplet, "catch_rate": config.catch_rate,
+                "gold_rate": config.gold_rate, "per_annotator": config.per_annotator,
+                "gold": Path(config.gold).resolve() if config.gold else ""}
+    synced = store.sync_tasks(tasks, settings)
+    summary = {"db": str(config.db), "triplets": synced["triplets"], "gold": synced["gold"],
+               "added": synced["added"], "inactive": synced["inactive"], "images": len(tasks.media_types),
+               "bad_rows": [str(b) for b in tasks.bad], "duplicates": tasks.duplicates,
+               "judgments_per_triplet": config.judgments_per_triplet, "catch_rate": config.catch_rate,
+               "catch_block": config.catch_block, "gold_rate": config.gold_rate if synced["gold"] else 0.0,
+               "per_annotator": config.per_annotator}
+    return Campaign(config, store, tasks, summary)
+
+
+def _clean_annotator(value: str | None) -> str | None:
+    """The annotator id, stripped; None if absent. Raises ValueError if too long or has control characters."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > _MAX_ANNOTATOR:
+        raise ValueError(f"annotator id is longer than {_MAX_ANNOTATOR} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
+        raise ValueError("annotator id contains control characters")
+    return value
+
+
+class _Guard:
+    """Pure ASGI middleware: token and Host checks, body size limit, security headers on every response."""
+
+    def __init__(self, app, token: str | None, allowed_hosts: tuple[str, ...], frame_ancestors: str):
+        self.app = app
+        self.token = token.encode() if token else None
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        csp = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+               f"form-action 'self'; base-uri 'none'; frame-ancestors {frame_ancestors}")
+        self.headers = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
+                        (b"referrer-policy", b"no-referrer"), (b"cross-origin-resource-policy", b"same-origin")]
+        if frame_ancestors.strip() == "'none'":
+            self.headers.append((b"x-frame-options", b"DENY"))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = list(message.get("headers") or []) + self.headers
+            await send(message)
+
+        if self.allowed_hosts:
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name not in self.allowed_hosts:
+                return await _json_asgi(send_secured, 400, f"host {host!r} is not served here (the server is bound "
+                                        "to loopback; use http://127.0.0.1:PORT/ or pass --allow-host)")
+        if self.token is not None and not self._authorised(scope, headers):
+            return await _json_asgi(send_secured, 401, "this campaign needs its access token: open the link you "
+                                    "were given (it ends with ?token=...) or send header X-PerFace-Token")
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > _MAX_BODY):
+            return await _json_asgi(send_secured, 413, f"request body larger than {_MAX_BODY} bytes")
+        await self.app(scope, receive, send_secured)
+
+    def _authorised(self, scope, headers: dict) -> bool:
+        given = headers.get(b"x-perface-token")
+        if given is None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            values = query.get("token") or [""]
+            given = values[0].encode("latin-1", "replace")
+        return hmac.compare_digest(given, self.token)
+
+
+async def _json_asgi(send, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(config: CampaignConfig | Campaign):
+    """The ASGI app of a campaign (FastAPI). Accepts a config (checked and opened with :func:`prepare`) or an
+    already prepared :class:`Campaign`.
+
+    Raises:
+        CampaignError: as :func:`prepare`.
+        ImportError: FastAPI is not installed (``pip install 'perface[annotate]'``).
+    """
+    try:
+        import jinja2
+        from fastapi import FastAPI, Query, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+        from pydantic import BaseModel, ConfigDict, Field, StrictInt
+        from starlette.exceptions import HTTPException as StarletteHTTPException
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise CampaignError(f"perface annotate needs the web extra ({exc}): pip install 'perface[annotate]'") from None
+
+    campaign = config if isinstance(config, Campaign) else prepare(config)
+    cfg, store = campaign.config, campaign.store
+    root_real = Path(os.path.realpath(cfg.root))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(WEB_DIR), autoescape=True, undefined=jinja2.StrictUndefined)
+    page_template = env.get_template("index.html")
+    static = {name: (WEB_DIR / name).read_bytes() for name in _STATIC}
+    no_store = {"Cache-Control": "no-store"}
+
+    class Submission(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        annotator: str = Field(min_length=1, max_length=_MAX_ANNOTATOR)
+        assignment: StrictInt = Field(gt=0)
+        submission: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+        side: Literal["left", "right"]
+        response_ms: float | None = Field(default=None, ge=0, le=86_400_000, allow_inf_nan=False)
+
+    app = FastAPI(title="perface annotate", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.campaign = campaign
+
+    def error(status: int, message: str, **extra) -> JSONResponse:
+        return JSONResponse({"error": message, **extra}, status_code=status, headers=no_store)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc):
+        message = "not found" if exc.status_code == 404 else str(exc.detail)
+        return error(exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc):
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            problems.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
+        return error(400, "invalid request: " + "; ".join(problems))
+
+    def annotator_or_error(value: str | None):
+        try:
+            annotator = _clean_annotator(value)
+        except ValueError as exc:
+            return None, error(400, str(exc))
+        if annotator is None:
+            return None, error(400, "missing annotator id (?annotator=ID)")
+        return annotator, None
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(request: Request):
+        q = request.query_params
+        problem = ""
+        annotator = None
+        try:
+            for key in ("annotator", "PROLIFIC_PID", "workerId"):
+                annotator = _clean_annotator(q.get(key))
+                if annotator:
+                    break
+        except ValueError as exc:
+            problem, annotator = str(exc), None
+        html = page_template.render(
+            title=cfg.title, instructions=cfg.instructions, annotator=annotator or "", problem=problem,
+            token=cfg.token or "", token_query=f"?token={quote(cfg.token, safe='')}" if cfg.token else "",
+            preview=q.get("assignmentId") == "ASSIGNMENT_ID_NOT_AVAILABLE",
+            completion_url=cfg.completion_url or "", per_annotator=cfg.per_annotator)
+        return HTMLResponse(html, status_code=400 if problem else 200, headers=no_store)
+
+    @app.get("/static/{name}")
+    def static_file(name: str):
+        if name not in static:
+            return error(404, "not found")
+        return Response(static[name], media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/health")
+    def health():
+        return JSONResponse({"ok": True, "triplets": campaign.summary.get("triplets", 0)}, headers=no_store)
+
+    @app.get("/api/next")
+    def next_assignments(request: Request, annotator: str | None = Query(default=None)):
+        annotator, problem = annotator_or_error(annotator)
+        if problem is not None:
+            return problem
+        out = store.next_assignments(annotator, cfg, request.headers.get("user-agent", "")[:512])
+        for a in out["assignments"]:
+            for key in ("anchor", "left", "right"):
+                a[key] = f"/img/{a[key]}"
+        if out["complete"] and cfg.completion_url:
+            out["completion_url"] = cfg.completion_url.replace("{code}", quote(out["completion_code"]))
+        return JSONResponse(out, headers=no_store)
+
+    @app.post("/api/judgments")
+    def submit(body: Submission, request: Request):
+        annotator, problem = annotator_or_error(body.annotator)
+        if problem is not None:
+            return problem
+        result = store.submit(annotator, body.assignment, body.submission, body.side, body.response_ms, cfg,
+                              request.headers.get("user-agent", "")[:512])
+        payload = dict(result.body)
+        if payload.get("judgment"):
+            payload["judgment"] = {k: v for k, v in payload["judgment"].items() if k != "kind"}
+        return JSONResponse(payload, status_code=result.status, headers=no_store)
+
+    @app.get("/img/{image_id}")
+    def image(image_id: str):
+        if not _IMAGE_ID.fullmatch(image_id):
+            return error(404, "not found")
+        row = store.image(int(image_id))
+        if row is None:
+            return error(404, "not found")
+        real = real_path_inside(root_real, row[0])
+        if real is None or not real.is_file():  # changed on disk since the start-up check
+            return error(404, "not found")
+        return FileResponse(real, media_type=row[1], headers={"Cache-Control": "private, max-age=86400"})
+
+    guarded = _Guard(app, cfg.token, cfg.allowed_hosts, cfg.frame_ancestors)
+    guarded.state = app.state  # so callers can reach the campaign from the ASGI app
+    return guarded
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port).
+
+    Raises:
+        CampaignError: the address cannot be bound (in use, not this machine's, no permission).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CampaignError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port or "
+                            "--host") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: CampaignConfig, host: str = "127.0.0.1", port: int = 8000, *,
+          on_start: Callable[[dict], None] | None = None,
+          log_level: str = "warning") -> None:
+    """Check, open and serve a campaign until interrupted (Ctrl-C / SIGTERM end it cleanly).
+
+    Args:
+        host: Interface to bind; loopback by default. Bound to loopback, only requests whose Host header
+            names loopback (or one of ``config.allowed_hosts``) are answered.
+        on_start: Called with the start-up summary plus ``url`` once the port is bound, before serving.
+
+    Raises:
+        CampaignError: as :func:`prepare`, or the port cannot be bound.
+    """
+    import uvicorn
+
+    if host in ("127.0.0.1", "localhost", "::1"):
+        config = dataclasses.replace(config, allowed_hosts=tuple(LOOPBACK_HOSTS) + tuple(config.allowed_hosts))
+    campaign = prepare(config)
+    app = create_app(campaign)
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}/"
+    if config.token:
+        url += f"?token={quote(config.token, safe='')}&annotator=ID"
+    else:
+        url += "?annotator=ID"
+    if on_start is not None:
+        on_start({**campaign.summary, "url": url, "host": host, "port": bound})
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False, server_header=False,
+                                           timeout_graceful_shutdown=5))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        campaign.store.close()
