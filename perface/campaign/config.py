@@ -8,11 +8,11 @@ from pathlib import Path
 
 __all__ = ["CampaignConfig", "DEFAULT_TITLE", "DEFAULT_INSTRUCTIONS"]
 
-DEFAULT_TITLE = "Which face looks more like the face in the middle?"
+DEFAULT_TITLE = "Which face looks more like the reference face?"
 #: Shown before the first triplet (plain text, escaped in the page).
 DEFAULT_INSTRUCTIONS = (
-    "You will see one face in the middle (on a phone: on top) and two faces beside it. "
-    "Pick the face that looks more like the middle one: the one you would more easily mistake for it. "
+    "You will see a reference face in the middle (on a phone: on top) and two faces beside it. "
+    "Pick the face that looks more like the reference: the one you would more easily mistake for it. "
     "They are usually different people; judge how similar they look, not whether they are the same person. "
     "There is no right answer, go with your first impression. "
     "Click a face, or press the left arrow or 1 for the left face, the right arrow or 2 for the right face."

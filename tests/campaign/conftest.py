@@ -103,13 +103,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server_process(args: list[str], port: int, env: dict | None = None, token: str | None = None):
-    """``python -m perface annotate serve ARGS --port PORT`` as a child process; yields the Popen once healthy."""
+def _server_process(args: list[str], port: int, log: Path, token: str | None = None):
+    """``python -m perface annotate serve ARGS --port PORT`` as a child process (output to ``log``); yields the
+    Popen once it answers ``/api/health``; SIGTERM at the end if still running."""
     cmd = [sys.executable, "-m", "perface", "annotate", "serve", *args, "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
+    with open(log, "a") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, token)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, log, token)
         yield proc
     finally:
         if proc.poll() is None:
@@ -119,17 +120,14 @@ def _server_process(args: list[str], port: int, env: dict | None = None, token: 
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, token: str | None = None, timeout: float = 60.0) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, token: str | None = None, timeout: float = 60.0) -> None:
     headers = {"X-PerFace-Token": token} if token else {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise RuntimeError(f"server exited with {proc.returncode}: {out}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {Path(log).read_text()}")
         try:
             if httpx.get(f"{url}/api/health", headers=headers, timeout=1.0).status_code == 200:
                 return
