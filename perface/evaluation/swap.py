@@ -120,7 +120,9 @@ def evaluate(pairs: Any, root: str | os.PathLike | None = None, model: Any = "ba
         :class:`SwapReport`.
 
     Raises:
-        GeneratedEvalError: malformed pairs file, or no usable row at all.
+        GeneratedEvalError: malformed pairs file or ``root`` not a folder. Rows without usable faces never raise
+            (unless ``on_no_face="error"``): they are listed in ``unusable``; with none usable, every statistic
+            has ``n`` 0.
     """
     table = read_rows(pairs, COLUMNS, optional=("source_identity",), what="pairs file",
                       allow_empty=not isinstance(pairs, (str, os.PathLike)))
