@@ -20,11 +20,14 @@ script), ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer`
 # No "from __future__ import annotations": FastAPI resolves the route signatures (Request, the body model)
 # defined inside create_app at run time.
 
+import asyncio
 import dataclasses
 import hmac
+import json
 import os
 import re
 import socket
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +46,8 @@ _STATIC = {"annotate.js": "text/javascript; charset=utf-8", "annotate.css": "tex
 _IMAGE_ID = re.compile(r"[0-9]{1,12}")
 _MAX_BODY = 16 * 1024
 _MAX_ANNOTATOR = 128
+#: Memory for served image bytes.
+_IMAGE_CACHE_BYTES = 256 * 1024 * 1024
 #: Host names accepted by a server bound to loopback (guards against DNS rebinding).
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: Bad rows named in the start-up error before "... and N more".
@@ -103,6 +108,45 @@ def _clean_annotator(value: str | None) -> str | None:
     return value
 
 
+class _ImageCache:
+    """Bytes of recently served images, keyed by real path and validated by size and modification time.
+
+    Face images are small (tens of KB); serving them from memory keeps image requests off the thread pool.
+    Oldest entries are dropped past ``max_bytes``.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.items: dict[Path, tuple[int, int, bytes]] = {}
+
+    def get(self, real: Path) -> bytes | None:
+        """The file's bytes, or None if it is not a regular file (any more)."""
+        try:
+            st = os.stat(real)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        hit = self.items.get(real)
+        if hit is not None and hit[:2] == (st.st_size, st.st_mtime_ns):
+            return hit[2]
+        try:
+            data = real.read_bytes()
+        except OSError:
+            return None
+        if hit is not None:
+            self.size -= len(hit[2])
+            del self.items[real]
+        if len(data) <= self.max_bytes:
+            while self.items and self.size + len(data) > self.max_bytes:
+                old = next(iter(self.items))
+                self.size -= len(self.items.pop(old)[2])
+            self.items[real] = (st.st_size, st.st_mtime_ns, data)
+            self.size += len(data)
+        return data
+
+
 class _Guard:
     """Pure ASGI middleware: token and Host checks, body size limit, security headers on every response."""
 
@@ -152,8 +196,6 @@ class _Guard:
 
 
 async def _json_asgi(send, status: int, message: str) -> None:
-    import json
-
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
@@ -173,7 +215,7 @@ def create_app(config: CampaignConfig | Campaign):
         import jinja2
         from fastapi import FastAPI, Query, Request
         from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+        from fastapi.responses import HTMLResponse, JSONResponse, Response
         from pydantic import BaseModel, ConfigDict, Field, StrictInt
         from starlette.exceptions import HTTPException as StarletteHTTPException
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -224,7 +266,7 @@ def create_app(config: CampaignConfig | Campaign):
         return annotator, None
 
     @app.get("/", response_class=HTMLResponse)
-    def page(request: Request):
+    async def page(request: Request):
         q = request.query_params
         problem = ""
         annotator = None
@@ -243,21 +285,24 @@ def create_app(config: CampaignConfig | Campaign):
         return HTMLResponse(html, status_code=400 if problem else 200, headers=no_store)
 
     @app.get("/static/{name}")
-    def static_file(name: str):
+    async def static_file(name: str):
         if name not in static:
             return error(404, "not found")
         return Response(static[name], media_type=_STATIC[name], headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/health")
-    def health():
+    async def health():
         return JSONResponse({"ok": True, "triplets": campaign.summary.get("triplets", 0)}, headers=no_store)
 
+    # The API routes are coroutines that wait for the store's writer thread (group commit) without holding a
+    # worker thread each.
     @app.get("/api/next")
-    def next_assignments(request: Request, annotator: str | None = Query(default=None)):
+    async def next_assignments(request: Request, annotator: str | None = Query(default=None)):
         annotator, problem = annotator_or_error(annotator)
         if problem is not None:
             return problem
-        out = store.next_assignments(annotator, cfg, request.headers.get("user-agent", "")[:512])
+        out = await asyncio.wrap_future(store.next_assignments_async(
+            annotator, cfg, request.headers.get("user-agent", "")[:512]))
         for a in out["assignments"]:
             for key in ("anchor", "left", "right"):
                 a[key] = f"/img/{a[key]}"
@@ -266,28 +311,33 @@ def create_app(config: CampaignConfig | Campaign):
         return JSONResponse(out, headers=no_store)
 
     @app.post("/api/judgments")
-    def submit(body: Submission, request: Request):
+    async def submit(body: Submission, request: Request):
         annotator, problem = annotator_or_error(body.annotator)
         if problem is not None:
             return problem
-        result = store.submit(annotator, body.assignment, body.submission, body.side, body.response_ms, cfg,
-                              request.headers.get("user-agent", "")[:512])
+        result = await asyncio.wrap_future(store.submit_async(
+            annotator, body.assignment, body.submission, body.side, body.response_ms, cfg,
+            request.headers.get("user-agent", "")[:512]))
         payload = dict(result.body)
         if payload.get("judgment"):
             payload["judgment"] = {k: v for k, v in payload["judgment"].items() if k != "kind"}
         return JSONResponse(payload, status_code=result.status, headers=no_store)
 
+    images = store.images()  # fixed while serving (catch trials reuse task images)
+    cache = _ImageCache(_IMAGE_CACHE_BYTES)
+
     @app.get("/img/{image_id}")
-    def image(image_id: str):
+    async def image(image_id: str):
         if not _IMAGE_ID.fullmatch(image_id):
             return error(404, "not found")
-        row = store.image(int(image_id))
+        row = images.get(int(image_id))
         if row is None:
             return error(404, "not found")
-        real = real_path_inside(root_real, row[0])
-        if real is None or not real.is_file():  # changed on disk since the start-up check
+        real = real_path_inside(root_real, row[0])  # re-checked on every request: the file may have changed
+        data = cache.get(real) if real is not None else None
+        if data is None:
             return error(404, "not found")
-        return FileResponse(real, media_type=row[1], headers={"Cache-Control": "private, max-age=86400"})
+        return Response(data, media_type=row[1], headers={"Cache-Control": "private, max-age=86400"})
 
     guarded = _Guard(app, cfg.token, cfg.allowed_hosts, cfg.frame_ancestors)
     guarded.state = app.state  # so callers can reach the campaign from the ASGI app
@@ -301,7 +351,9 @@ def listen(host: str, port: int) -> socket.socket:
         CampaignError: the address cannot be bound (in use, not this machine's, no permission).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY on accepted sockets only then; without it Nagle's
+    # algorithm and delayed ACKs add ~40 ms to every response written in two parts (headers, body).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

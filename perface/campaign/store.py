@@ -4,7 +4,10 @@
 write-ahead log and fsyncs it before ``COMMIT`` returns, and the server acknowledges a judgment only after
 that. ``synchronous=NORMAL`` would survive a killed process too (the log is in the OS page cache), but not
 a power cut or kernel crash, which can lose the last commits; an acknowledged judgment is a promise to
-the annotator (and often a payment), and on this machine FULL costs about 0.1 ms per commit, so FULL it is.
+the annotator (and often a payment), so FULL it is. Its cost is one fsync per commit (0.1 to 4 ms on this
+machine's disk), which one writer thread amortises by **group commit**: all database work runs on that
+thread, which takes every request waiting in its queue, runs each in its own SAVEPOINT inside one
+transaction (a failing request rolls back alone), commits once, and only then answers them all.
 
 **Schema** (version :data:`SCHEMA_VERSION`, in table ``schema_version``):
 
@@ -25,7 +28,9 @@ the annotator (and often a payment), and on this machine FULL costs about 0.1 ms
 ones). A new one is, by the annotator's trial position: a catch trial at one random position in each
 block of ``round(1/R)`` trials; else, with probability ``gold_rate``, a gold triplet the annotator has not
 seen; else the regular triplet with the fewest judgments + open assignments (< K) the annotator has not
-seen (ties broken at random among the 64 first in a fixed shuffled order). Open assignments older than
+seen (ties broken at random among the 64 first in a fixed shuffled order). Answering tops the annotator's
+open assignments up in the same transaction, so asking for the next one usually writes nothing. Open
+assignments older than
 the timeout stop holding their triplet's slot (``expired``); an answer to an expired assignment is still
 stored while the triplet has room, else refused with 409. All randomness is drawn from HMAC(campaign
 secret, annotator, position), so the state in the database alone decides what comes next: a restarted
@@ -38,11 +43,13 @@ import base64
 import hashlib
 import hmac
 import os
+import queue
 import random
 import secrets
 import sqlite3
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +62,8 @@ SCHEMA_VERSION = 1
 _CANDIDATES = 64
 #: Seconds between sweeps that expire stale open assignments.
 _SWEEP_EVERY_S = 10.0
+#: Requests committed together at most (group commit).
+_MAX_BATCH = 256
 
 _SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -138,7 +147,8 @@ def _other(side: str) -> str:
 
 
 class CampaignStore:
-    """One campaign database, safe to share between threads (one connection, one lock).
+    """One campaign database, safe to share between threads: a writable store runs every statement on its own
+    writer thread (group commit, see the module doc); a read-only one serialises on a lock.
 
     Args:
         path: The SQLite file.
@@ -171,53 +181,74 @@ class CampaignStore:
             raise CampaignError(f"{self.path} is not a campaign database ({exc}); pass another --db") from None
         self._lock = threading.Lock()
         self._last_sweep = 0.0
-        if not tables:
-            if readonly:
-                raise CampaignError(f"{self.path} is an empty database, not a campaign (start one with 'perface "
-                                    "annotate serve --db ...')")
-            self._create()
-        elif "schema_version" not in tables:
+        self._catch_images: list[int] = []
+        self._writer = None
+        if tables and "schema_version" not in tables:
+            self._db.close()
             raise CampaignError(f"{self.path} is an SQLite file but not a perface campaign database; pass "
                                 "another --db")
-        version = self._db.execute("SELECT version FROM schema_version").fetchone()
-        if not version or version[0] != SCHEMA_VERSION:
-            raise CampaignError(f"{self.path} has campaign schema version {version[0] if version else None}; this "
-                                f"perface reads version {SCHEMA_VERSION} (use the perface version that created it)")
+        if not tables and readonly:
+            self._db.close()
+            raise CampaignError(f"{self.path} is an empty database, not a campaign (start one with 'perface "
+                                "annotate serve --db ...')")
+        if not readonly:
+            self._writer = _Writer(self._db)
+        if not tables:
+            self._create()
+        version = self.query("SELECT version FROM schema_version")
+        if not version or version[0][0] != SCHEMA_VERSION:
+            self.close()
+            raise CampaignError(f"{self.path} has campaign schema version {version[0][0] if version else None}; "
+                                f"this perface reads version {SCHEMA_VERSION} (use the perface version that "
+                                "created it)")
         self.secret = self.meta("secret")
 
     # ------------------------------------------------------------------------------------------ basics
     def _create(self) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-                self._db.executemany("INSERT INTO meta VALUES (?, ?)", [
-                    ("secret", secrets.token_hex(32)), ("created_at", repr(time.time())),
-                    ("campaign_id", secrets.token_hex(8))])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        def create(db):
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            db.executemany("INSERT INTO meta VALUES (?, ?)", [
+                ("secret", secrets.token_hex(32)), ("created_at", repr(time.time())),
+                ("campaign_id", secrets.token_hex(8))])
+
+        self._run(create)
 
     def close(self) -> None:
-        """Close the connection (a WAL checkpoint happens on the last close)."""
+        """Stop the writer thread (after the work queued before) and close the connection."""
+        if self._writer is not None:
+            self._writer.stop()
         with self._lock:
             self._db.close()
 
+    def _run(self, fn):
+        """Run ``fn(connection)`` in a transaction and return its result (after COMMIT)."""
+        return self.run_async(fn).result()
+
+    def run_async(self, fn) -> Future:
+        """Queue ``fn(connection)`` on the writer thread; the future resolves after its transaction commits.
+
+        On a read-only store it runs at once, under the lock.
+        """
+        if self._writer is not None:
+            return self._writer.submit(fn)
+        fut: Future = Future()
+        with self._lock:
+            try:
+                fut.set_result(fn(self._db))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+                fut.set_exception(exc)
+        return fut
+
     def meta(self, key: str, default: str | None = None) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Run a read-only query (for reports)."""
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
-
-    def _transaction(self):
-        return _Transaction(self._db, self._lock)
+        """Run a read-only query (reports, tests)."""
+        return self._run(lambda db: db.execute(sql, params).fetchall())
 
     # ------------------------------------------------------------------------------------------ set-up
     def sync_tasks(self, taskset, settings: dict[str, str]) -> dict:
@@ -230,13 +261,14 @@ class CampaignStore:
         Returns:
             ``{"added": n, "triplets": n_active_triplets, "gold": n_active_gold, "inactive": n}``.
         """
-        with self._transaction() as db:
+        rng = random.Random(self.secret + ":shuffle")
+
+        def sync(db):
             for path, media in taskset.media_types.items():
                 db.execute("INSERT INTO images (path, media_type) VALUES (?, ?) ON CONFLICT(path) DO UPDATE "
                            "SET media_type = excluded.media_type", (path, media))
             ids = dict(db.execute("SELECT path, id FROM images"))
             before = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
-            rng = random.Random(self.secret + ":shuffle")
             wanted = set()
             rows = [("triplet", t[0], t[1], t[2], None, t[3]) for t in taskset.triplets]
             rows += [("gold", g[0], g[1], g[2], g[3], g[4]) for g in taskset.gold]
@@ -258,16 +290,18 @@ class CampaignStore:
                            (f"setting.{name}", str(value)))
             after = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
             counts = dict(db.execute("SELECT kind, COUNT(*) FROM tasks WHERE active = 1 GROUP BY kind"))
+            return before, after, counts, inactive
+
+        before, after, counts, inactive = self._run(sync)
         self._catch_images = [r[0] for r in self.query(
             "SELECT DISTINCT i.id FROM images i JOIN tasks t ON i.id IN (t.anchor, t.a, t.b) "
             "WHERE t.kind = 'triplet' AND t.active = 1 ORDER BY i.id")]
         return {"added": after - before, "triplets": counts.get("triplet", 0), "gold": counts.get("gold", 0),
                 "inactive": inactive}
 
-    def image(self, image_id: int) -> tuple[str, str] | None:
-        """``(root-relative path, media type)`` of a campaign image, or None."""
-        rows = self.query("SELECT path, media_type FROM images WHERE id = ?", (image_id,))
-        return rows[0] if rows else None
+    def images(self) -> dict[int, tuple[str, str]]:
+        """Image id -> ``(root-relative path, media type)`` of every campaign image."""
+        return {i: (p, m) for i, p, m in self.query("SELECT id, path, media_type FROM images")}
 
     # -------------------------------------------------------------------------------------- assignment
     def _rng(self, annotator: str, *parts) -> random.Random:
@@ -284,7 +318,7 @@ class CampaignStore:
         return row
 
     def _sweep(self, db, now: float, timeout_s: float) -> None:
-        if now - self._last_sweep < _SWEEP_EVERY_S:
+        if now - self._last_sweep < min(_SWEEP_EVERY_S, timeout_s / 4):
             return
         self._last_sweep = now
         stale = db.execute("SELECT a.id, a.task FROM assignments a WHERE a.status = 'open' AND a.issued_at < ?",
@@ -332,6 +366,48 @@ class CampaignStore:
                 return task_id
         return None
 
+    def _top_up(self, db, annotator_id: int, external_id: str, cfg, now: float) -> None:
+        """Issue new assignments until the annotator holds ``cfg.lookahead`` open ones or the session is full."""
+        n_issued, n_done, completed_at = db.execute("SELECT n_issued, n_done, completed_at FROM annotators WHERE "
+                                                    "id = ?", (annotator_id,)).fetchone()
+        n_open = db.execute("SELECT COUNT(*) FROM assignments WHERE annotator = ? AND status = 'open'",
+                            (annotator_id,)).fetchone()[0]
+        issued = n_issued
+        # Trials still to issue: the session length minus everything answered or still open.
+        while n_open < cfg.lookahead and n_done + n_open < cfg.per_annotator and completed_at is None:
+            picked = self._pick(db, annotator_id, external_id, issued, cfg)
+            if picked is None:
+                break
+            task_id, _ = picked
+            left_is = "a" if self._rng(external_id, "side", issued).random() < 0.5 else "b"
+            db.execute("INSERT INTO assignments (task, annotator, position, left_is, status, issued_at) "
+                       "VALUES (?, ?, ?, ?, 'open', ?)", (task_id, annotator_id, issued, left_is, now))
+            db.execute("UPDATE tasks SET n_open = n_open + 1 WHERE id = ?", (task_id,))
+            issued += 1
+            n_open += 1
+        if issued != n_issued:
+            db.execute("UPDATE annotators SET n_issued = ?, last_seen = ? WHERE id = ?", (issued, now, annotator_id))
+
+    def _next_tx(self, db, external_id: str, cfg, user_agent: str | None) -> dict:
+        now = time.time()
+        self._sweep(db, now, cfg.assignment_timeout_s)
+        row = self._annotator(db, external_id, user_agent, now, True)
+        annotator_id, n_done, completed_at = row[0], row[2], row[3]
+        self._top_up(db, annotator_id, external_id, cfg, now)
+        rows = db.execute(
+            "SELECT s.id, t.anchor, t.a, t.b, s.left_is FROM assignments s JOIN tasks t ON t.id = s.task "
+            "WHERE s.annotator = ? AND s.status = 'open' ORDER BY s.position", (annotator_id,)).fetchall()
+        # Complete: nothing open and the session is full, or nothing is left for an annotator who answered
+        # something (one who answered nothing gets no code: there was no work for them).
+        complete = not rows and (completed_at is not None or n_done > 0)
+        if complete and completed_at is None:
+            db.execute("UPDATE annotators SET completed_at = ?, last_seen = ? WHERE id = ?", (now, now, annotator_id))
+        assignments = [{"id": sid, "anchor": anchor, "left": a if left_is == "a" else b,
+                        "right": b if left_is == "a" else a} for sid, anchor, a, b, left_is in rows]
+        return {"assignments": assignments, "done": n_done, "total": cfg.per_annotator, "complete": complete,
+                "available": bool(rows) or complete,
+                "completion_code": completion_code(self.secret, external_id) if complete else None}
+
     def next_assignments(self, external_id: str, cfg, user_agent: str | None = None) -> dict:
         """The annotator's open assignments (issuing new ones up to ``cfg.lookahead``) and progress.
 
@@ -341,46 +417,17 @@ class CampaignStore:
             ``available`` is False when an annotator who has answered nothing finds no triplet left to judge
             (no completion code then).
         """
-        now = time.time()
-        with self._transaction() as db:
-            self._sweep(db, now, cfg.assignment_timeout_s)
-            annotator_id, n_issued, n_done, completed_at = self._annotator(db, external_id, user_agent, now, True)
-            db.execute("UPDATE annotators SET last_seen = ?, user_agent = COALESCE(?, user_agent) WHERE id = ?",
-                       (now, user_agent, annotator_id))
-            open_rows = db.execute("SELECT id FROM assignments WHERE annotator = ? AND status = 'open' "
-                                   "ORDER BY position", (annotator_id,)).fetchall()
-            n_open = len(open_rows)
-            # Trials still to issue: the session length minus everything answered or still open.
-            while n_open < cfg.lookahead and n_done + n_open < cfg.per_annotator and completed_at is None:
-                picked = self._pick(db, annotator_id, external_id, n_issued, cfg)
-                if picked is None:
-                    break
-                task_id, _ = picked
-                left_is = "a" if self._rng(external_id, "side", n_issued).random() < 0.5 else "b"
-                db.execute("INSERT INTO assignments (task, annotator, position, left_is, status, issued_at) "
-                           "VALUES (?, ?, ?, ?, 'open', ?)", (task_id, annotator_id, n_issued, left_is, now))
-                db.execute("UPDATE tasks SET n_open = n_open + 1 WHERE id = ?", (task_id,))
-                n_issued += 1
-                n_open += 1
-            db.execute("UPDATE annotators SET n_issued = ? WHERE id = ?", (n_issued, annotator_id))
-            rows = db.execute(
-                "SELECT s.id, t.anchor, t.a, t.b, s.left_is FROM assignments s JOIN tasks t ON t.id = s.task "
-                "WHERE s.annotator = ? AND s.status = 'open' ORDER BY s.position", (annotator_id,)).fetchall()
-            # Complete: nothing open and the session is full, or nothing is left for an annotator who answered
-            # something (one who answered nothing gets no code: there was no work for them).
-            complete = not rows and (completed_at is not None or n_done > 0)
-            if complete and completed_at is None:
-                db.execute("UPDATE annotators SET completed_at = ? WHERE id = ?", (now, annotator_id))
-        assignments = [{"id": sid, "anchor": anchor, "left": a if left_is == "a" else b,
-                        "right": b if left_is == "a" else a} for sid, anchor, a, b, left_is in rows]
-        return {"assignments": assignments, "done": n_done, "total": cfg.per_annotator, "complete": complete,
-                "available": bool(rows) or complete,
-                "completion_code": completion_code(self.secret, external_id) if complete else None}
+        return self.next_assignments_async(external_id, cfg, user_agent).result()
+
+    def next_assignments_async(self, external_id: str, cfg, user_agent: str | None = None) -> Future:
+        """:meth:`next_assignments` as a future (resolved on the writer thread after COMMIT)."""
+        return self.run_async(lambda db: self._next_tx(db, external_id, cfg, user_agent))
 
     # -------------------------------------------------------------------------------------- judgments
     def submit(self, external_id: str, assignment_id: int, submission_id: str, side: str, response_ms: float | None,
                cfg, user_agent: str | None = None) -> SubmitResult:
-        """Store one answer, once. Acknowledged (status 200/201) only after COMMIT.
+        """Store one answer, once, and top up the annotator's open assignments. Acknowledged (status 200/201)
+        only after COMMIT.
 
         Returns:
             201 and the judgment when stored; 200 and the stored judgment for a retry of the same submission;
@@ -388,42 +435,51 @@ class CampaignStore:
             one already answered, a submission id reused for another answer, or an expired assignment whose
             triplet has filled up.
         """
+        return self.submit_async(external_id, assignment_id, submission_id, side, response_ms, cfg,
+                                 user_agent).result()
+
+    def submit_async(self, external_id: str, assignment_id: int, submission_id: str, side: str,
+                     response_ms: float | None, cfg, user_agent: str | None = None) -> Future:
+        """:meth:`submit` as a future (resolved on the writer thread after COMMIT)."""
+        return self.run_async(lambda db: self._submit_tx(db, external_id, assignment_id, submission_id, side,
+                                                         response_ms, cfg, user_agent))
+
+    def _submit_tx(self, db, external_id, assignment_id, submission_id, side, response_ms, cfg, user_agent
+                   ) -> SubmitResult:
         now = time.time()
-        with self._transaction() as db:
-            stored = self._judgment(db, "j.submission_id = ?", (submission_id,))
-            if stored is not None:
-                if (stored["annotator_id"], stored["assignment"], stored["side"]) == (external_id, assignment_id,
-                                                                                      side):
-                    return SubmitResult(200, {"judgment": stored, "duplicate": True,
-                                              **self._progress(db, external_id, cfg)})
-                return SubmitResult(409, {"error": f"submission id {submission_id!r} was already used for another "
-                                                   "answer; send a new id for a new answer"})
-            row = db.execute("SELECT s.id, s.task, s.annotator, s.left_is, s.status, n.external_id, t.kind, "
-                             "t.n_done, t.n_open FROM assignments s JOIN annotators n ON n.id = s.annotator "
-                             "JOIN tasks t ON t.id = s.task WHERE s.id = ?", (assignment_id,)).fetchone()
-            if row is None or row[5] != external_id:
-                return SubmitResult(404, {"error": f"assignment {assignment_id} is not one of annotator "
-                                                   f"{external_id!r}'s assignments in this campaign"})
-            _, task_id, annotator_id, left_is, status, _, kind, t_done, t_open = row
-            if status == "done":
-                stored = self._judgment(db, "j.assignment = ?", (assignment_id,))
-                return SubmitResult(409, {"error": f"assignment {assignment_id} was already answered",
-                                          "judgment": stored})
-            if status == "expired" and kind == "triplet" and t_done + t_open >= cfg.judgments_per_triplet:
-                return SubmitResult(409, {"error": f"assignment {assignment_id} expired and its triplet already "
-                                                   "has all its judgments"})
-            choice = left_is if side == "left" else _other(left_is)
-            db.execute("INSERT INTO judgments (assignment, submission_id, task, annotator, choice, side, left_is, "
-                       "response_ms, server_time, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (assignment_id, submission_id, task_id, annotator_id, choice, side, left_is, response_ms, now,
-                        user_agent))
-            db.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
-            db.execute("UPDATE tasks SET n_done = n_done + 1, n_open = n_open - ? WHERE id = ?",
-                       (1 if status == "open" else 0, task_id))
-            db.execute("UPDATE annotators SET n_done = n_done + 1, last_seen = ? WHERE id = ?", (now, annotator_id))
+        stored = self._judgment(db, "j.submission_id = ?", (submission_id,))
+        if stored is not None:
+            if (stored["annotator_id"], stored["assignment"], stored["side"]) == (external_id, assignment_id, side):
+                return SubmitResult(200, {"judgment": stored, "duplicate": True,
+                                          **self._progress(db, external_id, cfg)})
+            return SubmitResult(409, {"error": f"submission id {submission_id!r} was already used for another "
+                                               "answer; send a new id for a new answer"})
+        row = db.execute("SELECT s.id, s.task, s.annotator, s.left_is, s.status, n.external_id, t.kind, "
+                         "t.n_done, t.n_open FROM assignments s JOIN annotators n ON n.id = s.annotator "
+                         "JOIN tasks t ON t.id = s.task WHERE s.id = ?", (assignment_id,)).fetchone()
+        if row is None or row[5] != external_id:
+            return SubmitResult(404, {"error": f"assignment {assignment_id} is not one of annotator "
+                                               f"{external_id!r}'s assignments in this campaign"})
+        _, task_id, annotator_id, left_is, status, _, kind, t_done, t_open = row
+        if status == "done":
             stored = self._judgment(db, "j.assignment = ?", (assignment_id,))
-            progress = self._progress(db, external_id, cfg)
-        return SubmitResult(201, {"judgment": stored, "duplicate": False, **progress})
+            return SubmitResult(409, {"error": f"assignment {assignment_id} was already answered",
+                                      "judgment": stored})
+        if status == "expired" and kind == "triplet" and t_done + t_open >= cfg.judgments_per_triplet:
+            return SubmitResult(409, {"error": f"assignment {assignment_id} expired and its triplet already "
+                                               "has all its judgments"})
+        choice = left_is if side == "left" else _other(left_is)
+        db.execute("INSERT INTO judgments (assignment, submission_id, task, annotator, choice, side, left_is, "
+                   "response_ms, server_time, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (assignment_id, submission_id, task_id, annotator_id, choice, side, left_is, response_ms, now,
+                    user_agent))
+        db.execute("UPDATE assignments SET status = 'done' WHERE id = ?", (assignment_id,))
+        db.execute("UPDATE tasks SET n_done = n_done + 1, n_open = n_open - ? WHERE id = ?",
+                   (1 if status == "open" else 0, task_id))
+        db.execute("UPDATE annotators SET n_done = n_done + 1, last_seen = ? WHERE id = ?", (now, annotator_id))
+        self._top_up(db, annotator_id, external_id, cfg, now)
+        stored = self._judgment(db, "j.assignment = ?", (assignment_id,))
+        return SubmitResult(201, {"judgment": stored, "duplicate": False, **self._progress(db, external_id, cfg)})
 
     @staticmethod
     def _progress(db, external_id: str, cfg) -> dict:
@@ -443,23 +499,87 @@ class CampaignStore:
         return dict(zip(keys, row))
 
 
-class _Transaction:
-    """``with``: the store's lock plus ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+class _Writer:
+    """The one thread that touches a writable store's connection: group commit.
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
-        self.db, self.lock = db, lock
+    Each round takes every queued ``fn`` (at most :data:`_MAX_BATCH`), runs each inside ``SAVEPOINT`` in one
+    ``BEGIN IMMEDIATE`` transaction (an exception rolls back that ``fn`` alone and goes to its future),
+    ``COMMIT``s once, and only then resolves the futures. If the commit fails, every future of the round gets
+    the error: nothing is acknowledged that is not on disk.
+    """
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="perface-campaign-db", daemon=True)
+        self.thread.start()
+
+    def submit(self, fn) -> Future:
+        fut: Future = Future()
+        if not self.thread.is_alive():
+            fut.set_exception(CampaignError("the campaign database is closed"))
+            return fut
+        self.queue.put((fn, fut))
+        return fut
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            batch, stop = [item], False
+            while len(batch) < _MAX_BATCH:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            self._round(batch)
+            if stop:
+                return
+
+    def _round(self, batch) -> None:
+        db = self.db
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
+            db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:  # noqa: BLE001 - every waiting request learns it
+            for _, fut in batch:
+                fut.set_exception(exc)
+            return
+        done = []
+        for fn, fut in batch:
+            if not fut.set_running_or_notify_cancel():
+                continue
+            db.execute("SAVEPOINT request")
+            try:
+                result = fn(db)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+                db.execute("ROLLBACK TO request")
+                db.execute("RELEASE request")
+                done.append((fut, None, exc))
+            else:
+                db.execute("RELEASE request")
+                done.append((fut, result, None))
         try:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.lock.release()
+            db.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for fut, _, _ in done:
+                fut.set_exception(exc)
+            return
+        for fut, result, exc in done:
+            if exc is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(exc)

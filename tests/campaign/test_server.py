@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 
 import httpx
 import pytest
@@ -302,3 +303,37 @@ def test_many_clients_at_once(tmp_path, data_root, lfw_paths, serve_thread, writ
     catch = read_judgments(out["catch_out"])
     assert len(catch) == out["catch"] and (catch["anchor"] == catch["a"]).all()
     assert set(catch["source"]) == {"perface-annotate-catch"} and catch["is_gold"].all()
+
+
+def test_expired_assignments_free_their_triplet(tmp_path, data_root, lfw_paths, write_tasks, serve_thread):
+    """An unanswered assignment stops holding its triplet after the timeout, so others get the triplet; a late
+    answer is still stored while the triplet has room, and refused (409, nothing written) once it is full."""
+    tasks = tmp_path / "tasks.csv"
+    write_tasks(tasks, lfw_paths, 2)
+    db = tmp_path / "c.sqlite"
+    cfg = CampaignConfig(tasks=tasks, root=data_root, db=db, judgments_per_triplet=2, catch_rate=0,
+                         assignment_timeout_s=0.2)
+
+    def key(a):
+        return a["anchor"], frozenset((a["left"], a["right"]))
+
+    with serve_thread(cfg) as server, httpx.Client(base_url=server.url) as c:
+        slow = c.get("/api/next", params={"annotator": "slow"}).json()["assignments"]
+        assert len(slow) == 2
+        time.sleep(0.3)  # past the timeout: slow's two assignments no longer hold their triplets
+        o1 = c.get("/api/next", params={"annotator": "o1"}).json()["assignments"]
+        assert {key(a) for a in o1} == {key(a) for a in slow}
+        first = c.post("/api/judgments", json={"annotator": "slow", "assignment": slow[0]["id"],
+                                               "submission": "late-answer-1", "side": "left"})
+        assert first.status_code == 201  # room left: o1's open one + slow's answer = K
+        o2 = c.get("/api/next", params={"annotator": "o2"}).json()["assignments"]
+        assert [key(a) for a in o2] == [key(slow[1])]  # the first triplet is full now
+        second = c.post("/api/judgments", json={"annotator": "slow", "assignment": slow[1]["id"],
+                                                "submission": "late-answer-2", "side": "left"})
+        assert second.status_code == 409 and "expired" in second.json()["error"]
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("SELECT COUNT(*) FROM judgments").fetchone()[0] == 1
+        assert con.execute("SELECT MAX(n_done + n_open) FROM tasks").fetchone()[0] == 2
+    finally:
+        con.close()
