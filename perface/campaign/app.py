@@ -252,6 +252,9 @@ def create_app(config: CampaignConfig | Campaign):
     async def _invalid(request, exc):
         problems = []
         for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                problems.append(f"the body is not valid JSON ({e.get('ctx', {}).get('error', 'decode error')})")
+                continue
             where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
             problems.append(f"{where or 'body'}: {e.get('msg', 'invalid')}")
         return error(400, "invalid request: " + "; ".join(problems))

@@ -129,8 +129,8 @@ def campaign_status(db: str | os.PathLike, *, min_catch_accuracy: float = 0.8, m
         judgments, n_catch, catch_accuracy, n_gold, gold_accuracy, loo_agreement, n_compared,
         median_response_ms, first_seen, last_seen, completed, completion_code, flagged, reasons``),
         ``flag_rule``, ``flagged`` (ids), ``agreement`` (overall, :func:`perface.annotations.agreement`),
-        ``pace`` (``judgments_last_hour``, ``judgments_per_hour`` over the campaign's active span,
-        ``by_hour`` {ISO hour: n}).
+        ``pace`` (``judgments_last_hour``, ``judgments_per_hour`` over the span from the first to the last
+        answer, counted as at least one hour, ``by_hour`` {ISO hour: n}, ``first``, ``last``).
     """
     store = CampaignStore(db, readonly=True)
     try:
@@ -196,7 +196,7 @@ def campaign_status(db: str | os.PathLike, *, min_catch_accuracy: float = 0.8, m
         by_hour[hour] = by_hour.get(hour, 0) + 1
     span_h = (times[-1] - times[0]) / 3600.0 if len(times) > 1 else 0.0
     pace = {"judgments_last_hour": int(sum(1 for t in times if t >= now - 3600)),
-            "judgments_per_hour": (len(times) / span_h) if span_h > 0 else None, "by_hour": by_hour,
+            "judgments_per_hour": (len(times) / max(span_h, 1.0)) if times else None, "by_hour": by_hour,
             "first": _iso(times[0]) if times else None, "last": _iso(times[-1]) if times else None}
     overall = agreement(judgments.drop(columns=["side", "left_is"])) if len(judgments) else {}
     rule = (f"flagged when catch accuracy < {min_catch_accuracy:g} over >= {min_catch} catch trials, or gold accuracy "

@@ -113,7 +113,7 @@ def _announce(summary: dict) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from perface.annotations.paths import data_root
+    from perface.io.files import data_root
     from perface.campaign import CampaignConfig, serve
 
     if not 0 <= args.port <= 65535:
@@ -153,8 +153,8 @@ def run_status(args: argparse.Namespace) -> int:
     print("per triplet  " + "  ".join(f"{k} judgments: {n}" for k, n in sorted(t["by_count"].items())))
     pace = status["pace"]
     rate = pace["judgments_per_hour"]
-    print(f"pace      {pace['judgments_last_hour']} in the last hour; "
-          f"{_fmt(rate, '.0f')} per hour from {pace['first'] or '-'} to {pace['last'] or '-'}")
+    print(f"pace      {pace['judgments_last_hour']} answers in the last hour; {_fmt(rate, '.0f')} per hour from "
+          f"{pace['first'] or '-'} to {pace['last'] or '-'} (catch trials included)")
     a = status["agreement"]
     if a:
         print(f"agreement mean pairwise {_fmt(a.get('mean_pairwise_agreement'), '.3f')}, Krippendorff's alpha "

@@ -194,7 +194,7 @@ def test_malformed_and_out_of_campaign_submissions_write_nothing(tmp_path, data_
 
 def test_duplicate_submissions_store_once(tmp_path, data_root, lfw_tasks, serve_thread):
     db = tmp_path / "c.sqlite"
-    cfg = CampaignConfig(tasks=lfw_tasks, root=data_root, db=db)
+    cfg = CampaignConfig(tasks=lfw_tasks, root=data_root, db=db, catch_rate=0)
     with serve_thread(cfg) as server, httpx.Client(base_url=server.url) as c:
         first, second = c.get("/api/next", params={"annotator": "ann"}).json()["assignments"]
         body = {"annotator": "ann", "assignment": first["id"], "submission": "dup-submission-1", "side": "right",
