@@ -1,6 +1,6 @@
 """Human triplet-judgment campaigns served by PerFace itself (``perface annotate``).
 
-A small web app (FastAPI on uvicorn, extra ``perface[annotate]``) shows each annotator an anchor face and two
+A small web app (Starlette on uvicorn, extra ``perface[annotate]``) shows each annotator an anchor face and two
 candidates and records which candidate looks more like the anchor, in an SQLite database that loses no
 acknowledged answer; ``status`` reports progress and annotator quality, ``export`` writes the canonical
 judgments format that ``perface triplets aggregate`` and training read. Typical use::

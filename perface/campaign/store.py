@@ -153,7 +153,7 @@ class CampaignStore:
     Args:
         path: The SQLite file.
         create: Create the file and schema if it does not exist (``serve``); otherwise it must exist.
-        readonly: Open read-only (``status`` / ``export``; works while a server writes).
+        readonly: Never write (``status`` / ``export``; works while a server writes, and after it was killed).
 
     Raises:
         CampaignError: missing file (without ``create``), not a campaign database, other schema version.
@@ -169,8 +169,7 @@ class CampaignStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if readonly:
-                self._db = sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, isolation_level=None,
-                                           check_same_thread=False, timeout=30)
+                self._db = self._open_readonly()
             else:
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -204,6 +203,19 @@ class CampaignStore:
         self.secret = self.meta("secret")
 
     # ------------------------------------------------------------------------------------------ basics
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A connection that never writes: read-write with ``query_only`` (so SQLite can recover the log of a
+        killed server), or ``mode=ro`` where the file cannot be opened for writing."""
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            db.execute("PRAGMA query_only = ON")
+            db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            return sqlite3.connect(f"file:{self.path.resolve()}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False, timeout=30)
+
+
     def _create(self) -> None:
         def create(db):
             for statement in _SCHEMA.split(";"):

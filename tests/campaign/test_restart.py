@@ -10,6 +10,8 @@ import time
 
 import httpx
 
+from perface.campaign import campaign_status, export_judgments
+
 
 def test_sigkill_and_restart(tmp_path, data_root, lfw_paths, write_tasks, server_process, free_port):
     tasks = tmp_path / "tasks.csv"
@@ -69,12 +71,17 @@ def test_sigkill_and_restart(tmp_path, data_root, lfw_paths, write_tasks, server
     assert "--skip-bad: left out 1 row(s)" in log.read_text() and "missing-image" in log.read_text()
     assert len(acked) >= 43
 
+    # status and export read the killed server's database as it is (the log is recovered, nothing written)
+    status = campaign_status(db, per_triplet=False)
+    exported = export_judgments(db, tmp_path / "after_kill.csv", catch_out=False)
     con = sqlite3.connect(db)
     try:
         stored = {r[0] for r in con.execute("SELECT submission_id FROM judgments")}
     finally:
         con.close()
     assert {sub for _, _, sub in acked} <= stored  # every acknowledged judgment survived the kill
+    n_catch = status["catch_judgments"]
+    assert status["triplets"]["judgments"] + n_catch == len(stored) == exported["judgments"] + exported["catch"]
 
     port = free_port()
     with server_process(args, port, log):
@@ -87,6 +94,10 @@ def test_sigkill_and_restart(tmp_path, data_root, lfw_paths, write_tasks, server
             assert body["done"] == 4 and body["judgment"]["assignment"] == before["assignments"][0]["id"]
             again = c.get("/api/next", params={"annotator": "resumer"}).json()
             assert again["assignments"][0] == before["assignments"][1]
+            # bound to loopback: a request naming another host (DNS rebinding) is refused
+            rebound = c.get("/api/next", params={"annotator": "resumer"}, headers={"Host": "evil.example:80"})
+            assert rebound.status_code == 400 and "host" in rebound.json()["error"]
+        assert campaign_status(db)["annotators"]  # read while the server runs
     con = sqlite3.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
