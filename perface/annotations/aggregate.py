@@ -26,10 +26,18 @@ with fewer than ``min_compared`` comparisons (or no gold answers) are kept, sinc
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["aggregate", "agreement", "annotator_quality", "filter_annotators", "vote_table"]
+from perface.annotations.schema import read_judgments, write_table, write_triplets
+from perface.errors import AnnotationError, SettingsError
+
+__all__ = ["AggregateRun", "Filtered", "aggregate", "aggregate_file", "agreement", "annotator_quality",
+           "check_threshold", "filter_and_aggregate", "filter_annotators", "vote_table"]
 
 
 def vote_table(judgments: pd.DataFrame) -> pd.DataFrame:
@@ -174,3 +182,106 @@ def agreement(judgments: pd.DataFrame) -> dict:
         disagree = (n_lo * n_hi / (m - 1)).sum()
         out["krippendorff_alpha"] = float(1.0 - (n_total - 1) * disagree / (big_lo * big_hi))
     return out
+
+
+def check_threshold(name: str, value: float | None) -> None:
+    """Raise :class:`SettingsError` unless ``value`` (a share such as ``--min-agreement``) is None or in [0, 1].
+
+    Args:
+        name: The option, e.g. ``"--min-agreement"``.
+    """
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name} must be between 0 and 1 (got {value:g})")
+
+
+@dataclass
+class Filtered:
+    """Judgments after leaving out low-quality annotators, and the triplets they give.
+
+    Attributes:
+        quality: :func:`annotator_quality` of all judgments.
+        judgments: The judgments kept.
+        dropped: Quality rows of the annotators left out, with ``reason`` (empty when no threshold was given).
+        triplets: :func:`aggregate` of the kept judgments.
+        thresholds: Whether any threshold was given.
+    """
+
+    quality: pd.DataFrame
+    judgments: pd.DataFrame
+    dropped: pd.DataFrame
+    triplets: pd.DataFrame
+    thresholds: bool = False
+
+
+def filter_and_aggregate(judgments: pd.DataFrame, *, min_agreement: float | None = None,
+                         min_gold_accuracy: float | None = None, min_compared: int = 5) -> Filtered:
+    """:func:`annotator_quality`, :func:`filter_annotators` (when a threshold is given) and :func:`aggregate`.
+
+    Raises:
+        SettingsError: a threshold outside [0, 1].
+    """
+    check_threshold("--min-agreement", min_agreement)
+    check_threshold("--min-gold-accuracy", min_gold_accuracy)
+    quality = annotator_quality(judgments)
+    thresholds = min_agreement is not None or min_gold_accuracy is not None
+    kept, dropped = filter_annotators(judgments, min_agreement=min_agreement, min_gold_accuracy=min_gold_accuracy,
+                                      min_compared=min_compared, quality=quality)
+    return Filtered(quality, kept, dropped, aggregate(kept), thresholds)
+
+
+@dataclass
+class AggregateRun:
+    """What :func:`aggregate_file` read, kept and wrote."""
+
+    source: Path
+    out: Path
+    n_judgments: int
+    n_kept: int
+    n_triplets: int
+    dropped: pd.DataFrame = field(default_factory=pd.DataFrame)
+    dropped_path: Path | None = None
+
+    def lines(self) -> list[str]:
+        """What ``perface triplets aggregate`` prints."""
+        out = [f"judgments {self.n_judgments}  kept {self.n_kept}  triplets {self.n_triplets}  -> {self.out}"]
+        if len(self.dropped):
+            out.append(f"dropped {len(self.dropped)} annotator(s):")
+            out += [f"  {row.annotator_id}: {row.reason}" for row in self.dropped.itertuples(index=False)]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"file": str(self.source), "out": str(self.out), "judgments": self.n_judgments, "kept": self.n_kept,
+                "triplets": self.n_triplets,
+                "dropped_annotators": [{"annotator_id": str(r.annotator_id), "reason": str(r.reason)}
+                                       for r in self.dropped.itertuples(index=False)],
+                "dropped_annotators_file": str(self.dropped_path) if self.dropped_path else None}
+
+
+def aggregate_file(path: str | os.PathLike, out: str | os.PathLike, *, min_agreement: float | None = None,
+                   min_gold_accuracy: float | None = None, min_compared: int = 5) -> AggregateRun:
+    """Read a judgments file, leave out annotators below the thresholds, write the triplets.
+
+    Args:
+        path: Judgments file (CSV or Parquet).
+        out: Triplets file to write (``.csv`` / ``.parquet``). The annotators left out are also written beside
+            it, to ``<out stem>_dropped_annotators.csv``.
+        min_agreement, min_gold_accuracy, min_compared: See :func:`filter_annotators`.
+
+    Raises:
+        SettingsError: a threshold outside [0, 1].
+        AnnotationError: a malformed judgments file, or no judgment left after filtering.
+    """
+    check_threshold("--min-agreement", min_agreement)
+    check_threshold("--min-gold-accuracy", min_gold_accuracy)
+    judgments = read_judgments(path)
+    result = filter_and_aggregate(judgments, min_agreement=min_agreement, min_gold_accuracy=min_gold_accuracy,
+                                  min_compared=min_compared)
+    if not len(result.triplets):
+        raise AnnotationError(f"no judgments left in {path} after filtering; lower the thresholds")
+    out = Path(out)
+    write_triplets(result.triplets, out)
+    dropped_path = None
+    if len(result.dropped):
+        dropped_path = write_table(result.dropped, out.with_name(out.stem + "_dropped_annotators.csv"))
+    return AggregateRun(Path(path), out, len(judgments), len(result.judgments), len(result.triplets),
+                        result.dropped, dropped_path)

@@ -32,13 +32,15 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from perface.annotations.aggregate import Filtered, check_threshold, filter_and_aggregate
 from perface.annotations.paths import DEFAULT_URL_PREFIXES, PathProblem, normalize_path
-from perface.annotations.progress import track
 from perface.annotations.readers import READERS
-from perface.annotations.schema import JUDGMENT_COLUMNS, write_judgments, write_table
-from perface.errors import AnnotationError
+from perface.annotations.schema import JUDGMENT_COLUMNS, write_judgments, write_table, write_triplets
+from perface.errors import AnnotationError, SettingsError
+from perface.io.files import data_root
+from perface.progress import track
 
-__all__ = ["REJECT_REASONS", "REJECT_COLUMNS", "IngestResult", "ingest", "write_ingest"]
+__all__ = ["REJECT_REASONS", "REJECT_COLUMNS", "IngestResult", "IngestRun", "ingest", "ingest_folder", "write_ingest"]
 
 #: Reject reason codes and what they mean.
 REJECT_REASONS = {
@@ -208,3 +210,106 @@ def write_ingest(result: IngestResult, out_dir: str | os.PathLike, table_format:
     write_table(result.rejects, paths["rejects"])
     paths["summary"].write_text(json.dumps(result.summary(), indent=2) + "\n")
     return paths
+
+
+@dataclass
+class IngestRun:
+    """What :func:`ingest_folder` read and wrote.
+
+    Attributes:
+        result: Accepted judgments and rejects.
+        filtered: Annotator quality, the judgments kept after the thresholds, and their triplets.
+        files: ``judgments``, ``rejects``, ``summary``, ``annotators``, ``triplets`` (and ``dropped_annotators``)
+            paths.
+        summary: What ``ingest_summary.json`` holds.
+    """
+
+    result: IngestResult
+    filtered: Filtered
+    files: dict[str, Path]
+    summary: dict
+
+    def lines(self, quiet: bool = False) -> list[str]:
+        """What ``perface ingest`` prints (``quiet``: only the counts line)."""
+        r = self.result
+        out = [f"read {r.read}  accepted {r.accepted}  rejected {r.rejected}"]
+        if quiet:
+            return out
+        width = max((len(k) for k in r.by_reason), default=0)
+        out += [f"  {reason:<{width}}  {count}" for reason, count in r.by_reason.items()]
+        if self.filtered.thresholds:
+            out.append(f"dropped {len(self.filtered.dropped)} annotator(s) below threshold "
+                       f"({self.summary['judgments_left_out']} judgments left out of the triplets)")
+            out += [f"  {row.annotator_id}: {row.reason}" for row in self.filtered.dropped.itertuples(index=False)]
+        out.append(f"wrote {self.files['judgments']} ({r.accepted} judgments), {self.files['rejects']} "
+                   f"({r.rejected} rejects), {self.files['triplets']} ({len(self.filtered.triplets)} triplets)")
+        return out
+
+    def to_dict(self) -> dict:
+        return {**self.summary, "files": {k: str(v) for k, v in self.files.items()}}
+
+
+def ingest_folder(inputs: Iterable[str | os.PathLike], fmt: str, out_dir: str | os.PathLike, *,
+                  root: str | os.PathLike | None = None, columns: Mapping[str, str] | None = None,
+                  choice_map: Mapping[str, str] | None = None, url_prefixes: Iterable[str] = (),
+                  image_dir: str = "ffhq160x160", check_images: bool = True, table_format: str = "csv",
+                  min_agreement: float | None = None, min_gold_accuracy: float | None = None, min_compared: int = 5,
+                  progress: bool | None = None) -> IngestRun:
+    """``perface ingest``: read exports, check every answer, and write everything into ``out_dir``.
+
+    Writes ``judgments.<csv|parquet>``, ``rejects.csv``, ``annotators.csv`` (per-annotator agreement and gold
+    accuracy, :func:`perface.annotations.annotator_quality`), ``triplets.<csv|parquet>`` (votes aggregated,
+    leaving out annotators below ``min_agreement`` / ``min_gold_accuracy``, who are listed in
+    ``dropped_annotators.csv``) and ``ingest_summary.json``.
+
+    Args:
+        inputs: Export files.
+        fmt: ``generic``, ``avfs``, ``label-studio`` or ``mturk``.
+        out_dir: Output folder (created).
+        root: Dataset root accepted paths are relative to (:func:`perface.io.files.data_root`: default
+            ``$PERFACE_DATA``).
+        columns: Generic / MTurk column mapping (``{"anchor": "query", ...}``).
+        choice_map: Answer values meaning ``a`` or ``b`` (``{"left": "a", "right": "b"}``).
+        url_prefixes: Prefixes stripped from image URLs, tried before Label Studio's local-files prefix.
+        image_dir: AVFS: folder of the FFHQ images under the root.
+        check_images: Reject answers whose images are missing under the root.
+        table_format: ``csv`` or ``parquet`` for judgments and triplets.
+        min_agreement, min_gold_accuracy, min_compared: See :func:`perface.annotations.filter_annotators`.
+        progress: Show progress bars (default: when stderr is a terminal).
+
+    Raises:
+        SettingsError: a choice-map value other than a / b, a threshold outside [0, 1], no dataset root.
+        AnnotationError: a malformed export (names the file and line), or no answer accepted at all (the
+            rejects are written first).
+    """
+    choice_map = dict(choice_map or {})
+    bad = [v for v in choice_map.values() if str(v).lower() not in ("a", "b")]
+    if bad:
+        raise SettingsError(f"--choice-map values must be a or b (got {', '.join(bad)})")
+    check_threshold("--min-agreement", min_agreement)
+    check_threshold("--min-gold-accuracy", min_gold_accuracy)
+    folder = data_root(root)
+    options = {"columns": dict(columns or {}), "choice_map": choice_map, "image_dir": image_dir}
+    result = ingest(inputs, fmt, folder, check_images=check_images,
+                    url_prefixes=tuple(url_prefixes) + DEFAULT_URL_PREFIXES, reader_options=options,
+                    progress=progress)
+    files = write_ingest(result, out_dir, table_format)
+    filtered = filter_and_aggregate(result.judgments, min_agreement=min_agreement,
+                                    min_gold_accuracy=min_gold_accuracy, min_compared=min_compared)
+    out = Path(out_dir)
+    files["annotators"] = write_table(filtered.quality, out / "annotators.csv")
+    if filtered.thresholds:
+        files["dropped_annotators"] = write_table(filtered.dropped, out / "dropped_annotators.csv")
+    triplets_path = out / f"triplets.{'parquet' if table_format == 'parquet' else 'csv'}"
+    files["triplets"] = (write_triplets if len(filtered.triplets) else write_table)(filtered.triplets, triplets_path)
+    summary = result.summary()
+    summary["triplets"] = int(len(filtered.triplets))
+    if filtered.thresholds:
+        summary["dropped_annotators"] = int(len(filtered.dropped))
+        summary["judgments_left_out"] = int(len(result.judgments) - len(filtered.judgments))
+    files["summary"].write_text(json.dumps(summary, indent=2) + "\n")
+    if result.accepted == 0:
+        top = next(iter(result.by_reason), None)
+        hint = f"most common reason: {top}; " if top else ""
+        raise AnnotationError(f"no answer accepted from {result.read} read ({hint}see {files['rejects']})")
+    return IngestRun(result, filtered, files, summary)

@@ -1,7 +1,7 @@
 """Image paths in annotation files: the dataset root, and turning tool exports' paths/URLs into root-relative paths.
 
 Every path perface writes into a judgment or triplet file is POSIX-style and relative to a dataset root
-(``root / path`` is the image). The root is an explicit argument (``--root``), else ``$PERFACE_DATA``.
+(``root / path`` is the image). The root is :func:`perface.io.files.data_root`.
 """
 
 from __future__ import annotations
@@ -11,42 +11,13 @@ import posixpath
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from perface.errors import PerFaceError
+from perface.errors import PathProblem
 
-__all__ = ["DATA_ENV_VAR", "DEFAULT_URL_PREFIXES", "PathProblem", "data_root", "normalize_path", "relative_to_root"]
-
-DATA_ENV_VAR = "PERFACE_DATA"
+__all__ = ["DEFAULT_URL_PREFIXES", "PathProblem", "find_label_file", "normalize_path", "relative_to_root"]
 
 #: URL prefixes stripped from image references by default: Label Studio's local-files serving
 #: (``/data/local-files/?d=<path relative to its document root>``) and ``file://`` URLs.
 DEFAULT_URL_PREFIXES = ("/data/local-files/?d=",)
-
-
-def data_root(path: str | os.PathLike | None = None) -> Path:
-    """The dataset root: ``path`` if given, else ``$PERFACE_DATA``.
-
-    Raises:
-        PerFaceError: neither is set, or the folder does not exist.
-    """
-    if path is None or str(path) == "":
-        env = os.environ.get(DATA_ENV_VAR)
-        if not env:
-            raise PerFaceError(f"no dataset root: pass --root DIR or set {DATA_ENV_VAR} to the folder that holds "
-                               "the images (e.g. ../shared/data)")
-        path = env
-    root = Path(os.path.expandvars(str(path))).expanduser().resolve()
-    if not root.is_dir():
-        raise PerFaceError(f"dataset root {root} is not a folder (check --root or {DATA_ENV_VAR})")
-    return root
-
-
-class PathProblem(Exception):
-    """Why an image reference could not become a root-relative path: ``reason`` is a rejects-file code."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
 
 
 def normalize_path(value, root: str | os.PathLike | None = None,
@@ -97,3 +68,13 @@ def normalize_path(value, root: str | os.PathLike | None = None,
 def relative_to_root(path: str | os.PathLike, root: str | os.PathLike) -> str:
     """POSIX path of ``path`` relative to ``root`` (may start with ``../`` if outside)."""
     return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
+
+
+def find_label_file(path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """A label file named on the command line or in a config: as given (relative to the current folder) when it
+    exists there or is absolute, else relative to the dataset ``root``. A file found nowhere is returned as given
+    (reading it then names it)."""
+    p = Path(os.path.expandvars(os.fspath(path))).expanduser()
+    if p.exists() or p.is_absolute():
+        return p
+    return Path(root) / p if (Path(root) / p).exists() else p

@@ -28,20 +28,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from perface.annotations.labels import AGE_BANDS, age_band
-from perface.annotations.progress import track
+from perface.progress import track
 from perface.annotations.schema import SPLITS
 from perface.annotations.split import assign_units, parse_fractions
-from perface.errors import AnnotationError
+from perface.errors import AnnotationError, SettingsError
 
-__all__ = ["ATTRIBUTES", "AttributeSource", "ProxyReport", "attribute_triplets", "identity_triplets"]
+__all__ = ["ATTRIBUTES", "ATTRIBUTE_ALIASES", "AttributeSource", "ProxyReport", "attribute_triplets",
+           "identity_triplets", "standard_attributes"]
 
 #: Attributes of attribute-consistency triplets, in ``stratum`` order.
 ATTRIBUTES = ("gender", "race", "age")
+#: Label columns read as each attribute when no column is named for it (first found wins).
+ATTRIBUTE_ALIASES = {"age": ("age", "age_group"), "race": ("race", "ethnicity"), "gender": ("gender", "sex")}
 _MAX_TRIES_PER_TRIPLET = 50
 
 
@@ -78,6 +82,37 @@ class ProxyReport:
         if self.per_split:
             out["per_split"] = self.per_split
         return out
+
+
+def standard_attributes(frame: pd.DataFrame, columns: Mapping[str, str] | None = None, source: str = "labels"
+                        ) -> pd.DataFrame:
+    """A label table with its columns also available under the names proxy triplets and sampling use.
+
+    Args:
+        frame: Label table (``path`` plus label columns).
+        columns: ``{name: column}``: read ``column`` as ``name`` (e.g. ``{"age": "age_group"}``); for ``gender``,
+            ``race``, ``age`` not named here the first of :data:`ATTRIBUTE_ALIASES` present is used.
+        source: The label file, for messages.
+
+    Returns:
+        A copy of ``frame`` with a column ``name`` for every mapped column (the original columns stay).
+
+    Raises:
+        SettingsError: a named column is not in the table.
+    """
+    out = frame.copy()
+    mapping = dict(columns or {})
+    for name, candidates in ATTRIBUTE_ALIASES.items():
+        if name not in mapping:
+            found = next((c for c in candidates if c in out.columns), None)
+            if found:
+                mapping[name] = found
+    for name, col in mapping.items():
+        if col not in out.columns:
+            raise SettingsError(f"{source} has no column {col!r} for {name} (columns: {', '.join(frame.columns)})")
+        if col != name:
+            out[name] = out[col]
+    return out
 
 
 def _usable(labels: pd.DataFrame, columns: list[str], root: Path | None, name: str, report: ProxyReport
@@ -145,7 +180,7 @@ def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, mi
         ``(triplets, report)``. Fewer than ``n`` triplets only if the labels cannot supply more distinct ones.
     """
     if min_age_gap < 1:
-        raise ValueError("min_age_gap must be at least 1 band")
+        raise SettingsError(f"min_age_gap must be at least 1 band (got {min_age_gap})")
     rng = np.random.default_rng(seed)
     report = ProxyReport(requested=n)
     root = Path(root) if root is not None else None

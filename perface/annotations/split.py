@@ -25,15 +25,22 @@ split further from its target share. Dense sets necessarily drop many triplets: 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from perface.annotations.schema import SPLITS
+from perface.annotations.labels import labels_frame
+from perface.annotations.paths import find_label_file
+from perface.annotations.schema import SPLITS, read_triplets, write_triplets
+from perface.errors import AnnotationError, SettingsError
+from perface.io.files import data_root
 
-__all__ = ["SplitResult", "check_disjoint", "parse_fractions", "split_triplets"]
+__all__ = ["SplitResult", "SplitRun", "assign_units", "check_disjoint", "parse_fractions",
+           "split_file", "split_triplets"]
 
 
 @dataclass
@@ -46,17 +53,24 @@ class SplitResult:
 
 
 def parse_fractions(text: str | Sequence[float]) -> tuple[float, float, float]:
-    """``"0.8,0.1,0.1"`` (or ``"80,10,10"``) -> normalised ``(train, val, test)`` fractions."""
+    """``"0.8,0.1,0.1"`` (or ``"80,10,10"``) -> normalised ``(train, val, test)`` fractions.
+
+    Raises:
+        SettingsError: not three non-negative numbers with a positive sum.
+    """
     if isinstance(text, str):
         parts = [p for p in text.replace(":", ",").split(",") if p.strip()]
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise ValueError(f"fractions {text!r} are not numbers; give three like 0.8,0.1,0.1") from None
+            raise SettingsError(f"fractions {text!r} are not numbers; give three like 0.8,0.1,0.1") from None
     else:
-        values = [float(v) for v in text]
+        try:
+            values = [float(v) for v in text]
+        except (TypeError, ValueError):
+            raise SettingsError(f"fractions {text!r} are not numbers; give three like 0.8,0.1,0.1") from None
     if len(values) != 3 or any(v < 0 for v in values) or sum(values) <= 0:
-        raise ValueError(f"fractions {text!r}: give three non-negative numbers (train,val,test) like 0.8,0.1,0.1")
+        raise SettingsError(f"fractions {text!r}: give three non-negative numbers (train,val,test) like 0.8,0.1,0.1")
     total = sum(values)
     return tuple(v / total for v in values)  # type: ignore[return-value]
 
@@ -318,3 +332,75 @@ def assign_units(units: Sequence, fractions: Sequence[float] | str = (0.8, 0.1, 
                 owner[u] = SPLITS[k]
             start += take[k]
     return np.asarray([owner[u] for u in units], dtype=object)
+
+
+@dataclass
+class SplitRun:
+    """What :func:`split_file` wrote: the :class:`SplitResult` counts, where, and whether people were kept apart."""
+
+    out: Path
+    counts: dict
+    by_identity: bool
+    dropped_path: Path | None = None
+
+    def lines(self) -> list[str]:
+        """What ``perface triplets split`` prints."""
+        c = self.counts
+        out = [f"train {c['train']}  val {c['val']}  test {c['test']}  dropped {c['dropped']} of {c['total']} "
+               f"(to keep splits disjoint by image{' and identity' if self.by_identity else ''})",
+               "images: " + "  ".join(f"{k} {v}" for k, v in c["images"].items())]
+        if self.by_identity:
+            out.append("identities: " + "  ".join(f"{k} {v}" for k, v in c["identities"].items())
+                       + f"  (images without identity: {c['images_without_identity']})")
+        out.append(f"wrote {self.out}" + (f" and {self.dropped_path}" if self.dropped_path else ""))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"out": str(self.out), "dropped_file": str(self.dropped_path) if self.dropped_path else None,
+                "by_identity": self.by_identity, **self.counts}
+
+
+def split_file(path: str | os.PathLike, out: str | os.PathLike, *, fractions: Sequence[float] | str = "0.8,0.1,0.1",
+               seed: int = 0, identities: str | os.PathLike | None = None, identity_column: str = "identity",
+               root: str | os.PathLike | None = None, dropped: str | os.PathLike | None = None) -> SplitRun:
+    """Split a triplets file (:func:`split_triplets`) and write the kept triplets (and, with ``dropped``, the
+    dropped ones).
+
+    Args:
+        path: Triplets file.
+        out: File for the kept triplets with their ``split`` column.
+        fractions: ``(train, val, test)`` shares or ``"0.8,0.1,0.1"``.
+        seed: Random seed.
+        identities: Label file with ``path`` and ``identity_column`` (e.g. ``lfw/gender.csv``, relative to the
+            current folder or the dataset root): keeps people disjoint too.
+        identity_column: Identity column of ``identities``.
+        root: Dataset root the triplets' paths are relative to (default :func:`perface.io.files.data_root`);
+            only needed with ``identities``.
+        dropped: Also write the dropped triplets here.
+
+    Raises:
+        SettingsError: bad fractions, no dataset root, or no ``identity_column`` in the label file.
+        AnnotationError: a malformed triplets file, or no image of it listed in the label file.
+    """
+    fractions = parse_fractions(fractions)
+    tri = read_triplets(path)
+    identity_map = None
+    if identities:
+        folder = data_root(root)
+        labels = labels_frame(find_label_file(identities, folder), folder)
+        if identity_column not in labels.columns:
+            raise SettingsError(f"{identities} has no '{identity_column}' column (columns: "
+                                f"{', '.join(labels.columns)}); pass --identity-column")
+        identity_map = dict(zip(labels["path"], labels[identity_column]))
+        images = set(tri["anchor"]) | set(tri["a"]) | set(tri["b"])
+        if not images & set(identity_map):
+            raise AnnotationError(f"no image of {path} is listed in {identities} (paths must match relative to "
+                                  f"the dataset root {folder}; e.g. {next(iter(sorted(images)), '?')} vs "
+                                  f"{next(iter(identity_map), '?')})")
+    result = split_triplets(tri, fractions, seed=seed, identities=identity_map)
+    leaks = check_disjoint(result.triplets, identity_map)
+    if leaks:  # cannot happen; a guard against regressions
+        raise AnnotationError(f"internal error, split not disjoint: {leaks[0]}")
+    out = write_triplets(result.triplets, out)
+    dropped_path = write_triplets(result.dropped, dropped) if dropped else None
+    return SplitRun(out, result.counts, identity_map is not None, dropped_path)

@@ -25,3 +25,10 @@ def face_root(tmp_path, data_root, utk_labels) -> tuple[Path, list[str]]:
         os.symlink(data_root / "utkface" / rel, root / name)
         names.append(name)
     return root, names
+
+
+@pytest.fixture(scope="session")
+def base_model():
+    import perface
+
+    return perface.load("base")
