@@ -45,3 +45,28 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def cache_key(preprocessing, face_options, weights: str | None = None, **extra) -> str:
+    """The one key of everything PerFace derives from images and caches (chips, embeddings, thresholds).
+
+    Args:
+        preprocessing: A :class:`perface.preprocessing.Preprocessing` (chip geometry and normalisation).
+        face_options: A :class:`perface.preprocessing.FaceOptions` (how faces are found and chosen).
+        weights: The model's weights digest (``model.identity()``); None for what does not depend on the
+            weights (aligned chips).
+        **extra: JSON-serialisable values the cached thing also depends on (e.g. ``flip_tta``, the pairs file's
+            digest and FAR of a threshold); ``None`` and ``False`` values are left out, so adding an option
+            that defaults to off keeps earlier keys.
+
+    Returns:
+        64 hex characters (SHA-256 of the canonical JSON of all inputs).
+    """
+    import hashlib
+    import json
+
+    parts = {"preprocessing": preprocessing.to_dict(), "face_options": face_options.to_dict()}
+    if weights is not None:
+        parts["weights"] = str(weights)
+    parts.update({k: v for k, v in extra.items() if v is not None and v is not False})
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

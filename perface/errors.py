@@ -11,6 +11,15 @@ class PerFaceError(Exception):
     """Base class of every error perface raises on purpose."""
 
 
+class UsageError(PerFaceError):
+    """Wrong command-line usage: a missing or contradictory option (the CLI exits with code 2)."""
+
+
+class SettingsError(PerFaceError, ValueError):
+    """An invalid setting: face options, preprocessing, training or sampling parameters (names the value and the
+    valid choices)."""
+
+
 class ImageLoadError(PerFaceError):
     """An image file or buffer could not be decoded (missing, empty, truncated, corrupt, not an image, too big)."""
 
@@ -34,8 +43,50 @@ class ModelLoadError(PerFaceError):
     """A model file (checkpoint, ONNX, .pth) could not be loaded."""
 
 
-class AnnotationError(PerFaceError):
+class TableError(PerFaceError):
+    """A CSV / Parquet table is unreadable or malformed (the message names the file and line)."""
+
+
+class AnnotationError(TableError):
     """A triplet / judgment annotation file is malformed."""
+
+
+class LabelFileError(TableError):
+    """A label table (``path`` plus identity / attribute columns) is unreadable or malformed."""
+
+
+class PathProblem(PerFaceError):
+    """Why an image reference in an annotation export could not become a root-relative path.
+
+    Attributes:
+        reason: A rejects-file code (``malformed-row``, ``unresolved-url``, ``path-escapes-root``).
+        detail: The human-readable explanation.
+    """
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class PairsFormatError(TableError):
+    """A verification pairs file (LFW ``pairs.txt`` or CSV) is malformed."""
+
+
+class ExportError(PerFaceError):
+    """An ONNX export failed (unsupported model, exporter error, or the parity check)."""
+
+
+class GalleryError(PerFaceError):
+    """A gallery cannot be built, read or used (bad file, no usable face, mismatched model, bad label file)."""
+
+
+class SelectionError(PerFaceError):
+    """A selection request cannot be answered (bad band or threshold, unknown attribute, unknown target)."""
+
+
+class FileCollectionError(PerFaceError):
+    """Input paths hold no image file (or do not exist)."""
 
 
 class CampaignError(PerFaceError):
@@ -57,8 +108,3 @@ class FeatureExtractorError(PerFaceError):
 
 class GeneratedEvalError(PerFaceError):
     """An evaluation input of generated faces (pairs file, folders, videos list) is malformed or unusable."""
-
-
-class CampaignError(PerFaceError):
-    """An annotation campaign (``perface annotate``) cannot start or be read: bad task rows, images that are
-    missing, unreadable or outside the root, an incompatible or missing campaign database."""

@@ -16,6 +16,7 @@ key                         value
 ``perface.normalization``   JSON ``{"mean": [r, g, b], "std": [r, g, b]}`` on 0-255 RGB pixels
 ``perface.alignment``       JSON ``{"template": "dlib"|"arcface", "size": S, "padding": p}``
 ``perface.preprocessing``   :meth:`perface.preprocessing.Preprocessing.to_json`
+``perface.face_options``    :meth:`perface.preprocessing.FaceOptions.to_json` (how faces are found and chosen)
 ``perface.embedding_dim``   D
 ``perface.output``          description of the output (L2-normalised; cosine = dot product, higher = more similar)
 ``perface.version``         perface version that exported it
@@ -41,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from perface.errors import PerFaceError
+from perface.errors import ExportError, SettingsError
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "ExportResult", "TOLERANCE", "export_onnx", "parity_chips"]
 
@@ -49,10 +50,6 @@ DEFAULT_OPSET = 17
 TOLERANCE = 1e-4
 INPUT_NAME = "chips"
 OUTPUT_NAME = "embedding"
-
-
-class ExportError(PerFaceError):
-    """An ONNX export failed (unsupported model, exporter error, or the parity check)."""
 
 
 @dataclass
@@ -122,6 +119,7 @@ def _metadata(model, opset: int, parity: float | None) -> dict[str, str]:
         "perface.normalization": json.dumps({"mean": list(p.mean), "std": list(p.std)}),
         "perface.alignment": json.dumps({"template": p.alignment, "size": p.size, "padding": p.padding}),
         "perface.preprocessing": p.to_json(),
+        "perface.face_options": model.face_options.to_json(),
         "perface.embedding_dim": str(model.embedding_dim),
         "perface.output": f"{OUTPUT_NAME}: float32 (N, {model.embedding_dim}), L2-normalised; cosine similarity = dot "
                           "product, higher = more similar",
@@ -166,7 +164,8 @@ def export_onnx(model, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
         :class:`ExportResult` (path, measured difference, chips used, metadata).
 
     Raises:
-        ExportError: the model cannot be exported, or the parity check fails (nothing is left at ``out``).
+        SettingsError: a bad output name, opset or tolerance, or a model that is already an ONNX export.
+        ExportError: the exporter fails, or the parity check fails (nothing is left at ``out``).
     """
     import torch
 
@@ -175,13 +174,15 @@ def export_onnx(model, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
 
         model = load(model)
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "embed_tensor") or not hasattr(model, "config"):
-        raise ExportError(f"cannot export {type(model).__name__}: only torch PerFace models can be exported "
-                          "(an .onnx model is already exported)")
+        raise SettingsError(f"cannot export {type(model).__name__} {getattr(model, 'name', '')}: it is already a "
+                            "PerFace ONNX export; export the .pt/.ckpt it came from")
     out = Path(out)
     if out.suffix.lower() != ".onnx":
-        raise ExportError(f"{out}: the output file must end in .onnx")
+        raise SettingsError(f"--out {out}: the output file must end in .onnx")
     if not 13 <= int(opset) <= 20:
-        raise ExportError(f"opset {opset} is not supported; use 13 to 20 (default {DEFAULT_OPSET})")
+        raise SettingsError(f"--opset {opset} is not supported; use 13 to 20 (default {DEFAULT_OPSET})")
+    if not float(tolerance) > 0:
+        raise SettingsError(f"--tolerance {tolerance} must be positive (default {TOLERANCE})")
     out.parent.mkdir(parents=True, exist_ok=True)
     chips, n_real = parity_chips(model, images, n_synthetic=n_synthetic)
     if any(p.device.type != "cpu" for p in model.parameters()):

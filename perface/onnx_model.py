@@ -10,16 +10,16 @@ This module must not import torch (``perface score --model x.onnx`` runs without
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from perface.cache import file_sha256
 from perface.embedder import FaceEmbedder
 from perface.errors import ModelLoadError
-from perface.preprocessing import Preprocessing
+from perface.preprocessing import FaceOptions, Preprocessing
 
 __all__ = ["OnnxPerFace", "read_metadata"]
 
@@ -78,6 +78,7 @@ class OnnxPerFace(FaceEmbedder):
             self._config = json.loads(self.metadata[CONFIG_KEY])
             self.preprocessing = Preprocessing.from_dict(self._config["preprocessing"])
             self.embedding_dim = int(self._config["embedding_dim"])
+            self.face_options = FaceOptions.from_dict(self._config.get("face_options"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{self.path}: damaged '{CONFIG_KEY}' metadata ({type(exc).__name__}: {exc}); "
                                  "re-export it with 'perface export'") from None
@@ -105,11 +106,7 @@ class OnnxPerFace(FaceEmbedder):
     def identity(self) -> str:
         """SHA-256 of the ONNX file (the embedding cache's model key)."""
         if self._identity is None:
-            h = hashlib.sha256()
-            with open(self.path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-            self._identity = "onnx-sha256:" + h.hexdigest()
+            self._identity = "onnx-sha256:" + file_sha256(self.path)
         return self._identity
 
     def __repr__(self) -> str:

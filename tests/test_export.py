@@ -7,7 +7,8 @@ import pytest
 
 import perface
 from perface import export as export_mod
-from perface.export import ExportError, export_onnx
+from perface.errors import ExportError, SettingsError
+from perface.export import export_onnx
 from perface.model import PerFace
 from perface.onnx_model import OnnxPerFace, read_metadata
 from perface.preprocessing import DLIB
@@ -95,11 +96,11 @@ def test_broken_export_fails_and_leaves_nothing(base, faces, tmp_path, monkeypat
 
 
 def test_refuses_bad_requests(base, exported, tmp_path):
-    with pytest.raises(ExportError, match=".onnx"):
+    with pytest.raises(SettingsError, match=".onnx"):
         export_onnx(base, tmp_path / "model.bin")
-    with pytest.raises(ExportError, match="opset"):
+    with pytest.raises(SettingsError, match="opset"):
         export_onnx(base, tmp_path / "m.onnx", opset=7)
-    with pytest.raises(ExportError, match="already exported"):
+    with pytest.raises(SettingsError, match="already a PerFace ONNX export"):
         export_onnx(perface.load(exported.path), tmp_path / "again.onnx")
     with pytest.raises(ExportError, match="cannot be read"):
         export_onnx(base, tmp_path / "m.onnx", images=[str(Path(__file__))])

@@ -1,5 +1,7 @@
 """The PerFace model object and perface.load on real LFW faces."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,29 @@ def test_save_and_load_round_trip(tmp_path, lfw):
     assert loaded.name == "tiny-head" and loaded.embedding_dim == 64
     files = sorted((lfw / "images" / "Colin_Powell").iterdir())[:2]
     np.testing.assert_allclose(loaded.embed(files), model.embed(files), atol=1e-6)
+
+
+def test_face_options_travel_with_pt_and_onnx_and_flags_override_them(tmp_path, photos, capsys):
+    from perface.cli.main import main
+    from perface.export import export_onnx
+    from perface.onnx_model import read_metadata
+    from perface.preprocessing import FaceOptions
+
+    recorded = FaceOptions(detector="hog", upsample=1, max_side=800, face="center", on_no_face="whole-image")
+    pt = PerFace(name="centre-model", face_options=recorded).save(tmp_path / "m.pt")
+    assert perface.load(pt).face_options == recorded
+    onnx = export_onnx(perface.load(pt), tmp_path / "m.onnx").path
+    assert perface.load(onnx).face_options == recorded
+    assert FaceOptions.from_dict(json.loads(read_metadata(onnx)["perface.face_options"])) == recorded
+    # keyword arguments of perface.load override single fields and keep the rest
+    assert perface.load(pt, detector="cnn", face=0).face_options == recorded.override(detector="cnn", face=0)
+    # the command line: no flag = the recorded options; a flag overrides that field; --json reports them
+    group = str(photos / "couple.jpg")
+    for model, flags, expected in ((pt, [], recorded), (onnx, [], recorded),
+                                   (pt, ["--face", "largest", "--upsample", "0"], recorded.override(face="largest", upsample=0))):
+        assert main(["score", "--json", "--model", str(model), *flags, group, group]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["face_options"] == expected.to_dict()
 
 
 def test_load_errors(tmp_path):

@@ -1,9 +1,9 @@
-"""Attribute and identity label files (``path`` plus columns such as ``identity``, ``gender``, ``race``, ``age``).
+"""Attribute and identity labels for proxy triplets and sampling: label files as tables of dataset-root-relative
+paths, and age bands.
 
-**Paths in a label file** are relative to the folder holding the label file (as in the shared data:
-``utkface/labels.csv`` lists ``images/x.jpg``); if the first listed image is not found there but is found
-under the dataset root, the file's paths are taken as relative to the root. :func:`read_labels` returns them
-relative to the dataset root (``utkface/images/x.jpg``), the form triplet files use.
+Label files are read by :func:`perface.io.labels.read_labels` (one reader and path rule for all of perface);
+:func:`labels_frame` returns them with paths relative to the dataset root (``utkface/images/x.jpg``), the
+form triplet files use.
 
 **Age bands** (FairFace's ``age_group`` bands): ``0-2, 3-9, 10-19, 20-29, 30-39, 40-49, 50-59, 60-69, 70+``.
 A numeric age in years (UTKFace) maps to the band that contains it; a band string is kept as is.
@@ -12,15 +12,13 @@ A numeric age in years (UTKFace) maps to the band that contains it; a band strin
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from perface.annotations.schema import read_table
-from perface.errors import AnnotationError
+from perface.io.labels import read_labels
 
-__all__ = ["AGE_BANDS", "age_band", "age_band_index", "read_labels"]
+__all__ = ["AGE_BANDS", "age_band", "age_band_index", "labels_frame"]
 
 #: Age bands, youngest first (FairFace's age groups).
 AGE_BANDS = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
@@ -49,32 +47,14 @@ def age_band_index(band: str) -> int:
     return AGE_BANDS.index(band)
 
 
-def read_labels(path: str | os.PathLike, root: str | os.PathLike, path_column: str = "path") -> pd.DataFrame:
-    """Read a label CSV; return it with ``path`` relative to ``root`` and every value a stripped string.
+def labels_frame(path: str | os.PathLike, root: str | os.PathLike) -> pd.DataFrame:
+    """A label file as a table whose ``path`` column is relative to the dataset ``root`` (POSIX).
 
     Raises:
-        AnnotationError: no path column or an empty path (names file and line).
+        LabelFileError: see :func:`perface.io.labels.read_labels` (the dataset root is the last place its path
+            rule looks).
     """
-    path = Path(path)
-    frame, kind = read_table(path)
-    if path_column not in frame.columns:
-        raise AnnotationError(f"{path}:1: no '{path_column}' column (found: {', '.join(frame.columns)}); a label "
-                              "file needs the image path in a 'path' column")
-    frame = frame.copy()
-    for col in frame.columns:
-        frame[col] = frame[col].astype(str).str.strip()
-    empty = np.flatnonzero(frame[path_column].eq("").to_numpy())
-    if len(empty):
-        line = int(empty[0]) + 2
-        raise AnnotationError(f"{path}:{line}: empty image path (every row needs the image path)")
-    root = Path(root).resolve()
-    base = path.resolve().parent
-    if len(frame):
-        first = frame[path_column].iat[0]
-        if not (base / first).exists() and (root / first).exists():
-            base = root
-    frame[path_column] = [Path(os.path.relpath(os.path.normpath(os.path.join(base, p)), root)).as_posix()
-                          for p in frame[path_column]]
-    if path_column != "path":
-        frame = frame.rename(columns={path_column: "path"})
+    table = read_labels(path, fallback=root)
+    frame = table.frame.copy()
+    frame["path"] = table.relative_paths(root)
     return frame

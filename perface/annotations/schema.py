@@ -53,6 +53,10 @@ import numpy as np
 import pandas as pd
 
 from perface.errors import AnnotationError
+from perface.io.tables import parse_bool
+from perface.io.tables import read_table as _read_table
+from perface.io.tables import where as _where
+from perface.io.tables import write_table
 
 __all__ = [
     "CHOICES",
@@ -87,58 +91,13 @@ TRIPLET_COLUMNS = TRIPLET_REQUIRED + TRIPLET_OPTIONAL
 
 _STRING_COLUMNS = {"anchor", "a", "b", "choice", "annotator_id", "timestamp", "gold_choice", "split", "source",
                    "stratum"}
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f", ""}
 #: Tolerance when both p_a and n_a/n_b are given.
 _P_TOL = 1e-6
 
 
-def _is_parquet(path: str | os.PathLike) -> bool:
-    return str(path).lower().endswith((".parquet", ".pq"))
-
-
-def _where(path, kind: str, row: int) -> str:
-    """``file:line`` for CSV (header is line 1), ``file: row N`` for Parquet; ``row`` is 0-based."""
-    return f"{path}: row {row + 1}" if kind == "parquet" else f"{path}:{row + 2}"
-
-
 def read_table(path: str | os.PathLike) -> tuple[pd.DataFrame, str]:
-    """Read a CSV or Parquet file with every column as a string (missing = empty string).
-
-    Returns:
-        ``(frame, kind)`` with ``kind`` ``"csv"`` or ``"parquet"``.
-
-    Raises:
-        AnnotationError: unreadable or empty file (message names the file).
-        FileNotFoundError: the file does not exist.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
-    if _is_parquet(path):
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises many types
-            raise AnnotationError(f"{path}: not a readable Parquet file ({exc}); write it with pandas/pyarrow "
-                                  "or use a .csv extension for CSV") from None
-        frame = frame.astype(object).where(frame.notna(), "")
-        return frame.map(lambda v: "" if v is None else str(v)) if len(frame) else frame.astype(str), "parquet"
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
-    except pd.errors.EmptyDataError:
-        raise AnnotationError(f"{path}:1: empty file (expected a header row such as 'anchor,a,b,p_a')") from None
-    except pd.errors.ParserError as exc:
-        raise AnnotationError(f"{path}: not a readable CSV file ({_one_line(exc)}); fix the quoting or the "
-                              "number of fields on that line") from None
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise AnnotationError(f"{path}:{line}: not UTF-8 text ({exc.reason}); save the file as UTF-8") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame, "csv"
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+    """:func:`perface.io.tables.read_table` raising :class:`AnnotationError` (every column a string)."""
+    return _read_table(path, error=AnnotationError, example="anchor,a,b,p_a")
 
 
 def _require(frame: pd.DataFrame, path, columns: Iterable[str], what: str, example: str) -> None:
@@ -156,15 +115,6 @@ def _blank(value) -> bool:
     if isinstance(value, float) and np.isnan(value):
         return True
     return str(value).strip() in ("", "nan", "NaN", "<NA>", "None")
-
-
-def _parse_bool(value: str) -> bool | None:
-    v = str(value).strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    return None
 
 
 def _known_columns(frame: pd.DataFrame, columns, path, kind) -> pd.DataFrame:
@@ -217,7 +167,7 @@ def validate_judgments(frame: pd.DataFrame, path: str | os.PathLike = "<judgment
             raise AnnotationError(f"{_where(path, kind, i)}: gold_choice {out['gold_choice'].iat[i]!r} is not "
                                   "'a', 'b' or empty")
     if "is_gold" in out.columns:
-        parsed = [v if isinstance(v, (bool, np.bool_)) else _parse_bool(v) for v in out["is_gold"]]
+        parsed = [v if isinstance(v, (bool, np.bool_)) else parse_bool(v, blank=False) for v in out["is_gold"]]
         bad = [i for i, v in enumerate(parsed) if v is None]
         if bad:
             raise AnnotationError(f"{_where(path, kind, bad[0])}: is_gold {out['is_gold'].iat[bad[0]]!r} is not "
@@ -331,17 +281,6 @@ def is_judgments_table(columns: Iterable[str]) -> bool:
     """True if the columns look like a judgments table (it has ``choice`` and ``annotator_id``)."""
     cols = set(columns)
     return {"choice", "annotator_id"} <= cols
-
-
-def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a table as CSV or Parquet (by extension), creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if _is_parquet(path):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False, lineterminator="\n", float_format="%.6g")
-    return path
 
 
 def _drop_empty_optional(frame: pd.DataFrame, required: tuple[str, ...]) -> pd.DataFrame:

@@ -89,7 +89,7 @@ def add_parsers(evsub) -> None:
 
 
 def _detector(p: argparse.ArgumentParser) -> None:
-    from perface.face.detector import DETECTOR_CHOICES
+    from perface.preprocessing import DETECTOR_CHOICES
 
     p.add_argument("--detector", choices=DETECTOR_CHOICES, default="hog", help="face detector (default: hog)")
     p.add_argument("--upsample", type=int, default=0, metavar="N", help="detector upsampling steps (default: 0)")
@@ -119,16 +119,16 @@ def _common(p: argparse.ArgumentParser, bootstrap: bool = True, on_no_face=("ski
 
 # --- helpers -----------------------------------------------------------------------------------------------
 def _usage(msg: str):
-    from perface.cli.main import UsageError
+    from perface.errors import UsageError
 
     return UsageError(msg)
 
 
 def _face(value: str):
-    from perface.face.pipeline import check_face_choice
+    from perface.preprocessing import parse_face
 
     try:
-        return check_face_choice(int(value) if value.lstrip("-").isdigit() else value, allow_all=False)
+        return parse_face(value, allow_all=False)
     except ValueError as exc:
         raise _usage(f"--face: {exc}") from None
 

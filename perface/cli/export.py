@@ -1,7 +1,8 @@
-"""``perface export --model CKPT_OR_NAME --out model.onnx``: one ONNX file that carries its preprocessing.
+"""``perface export --model CKPT_OR_NAME --out model.onnx``: one ONNX file that carries all its preprocessing.
 
 The export is checked against torch on real chips (``--check-images``) plus synthetic ones and fails, writing
-nothing, when max |onnx - torch| exceeds ``--tolerance`` (1e-4).
+nothing, when max |onnx - torch| exceeds ``--tolerance`` (1e-4). The model's face options (with any face option
+given here) are written into the file.
 """
 
 from __future__ import annotations
@@ -9,50 +10,40 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from perface.cli.options import add_face_options, add_model_option, load_model
+from perface.errors import UsageError
+from perface.export import DEFAULT_OPSET, TOLERANCE, export_onnx
+from perface.io.files import collect_images
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (runs with onnxruntime, no torch)",
                        description="Export a model to a single ONNX file: input normalised chips (N, 3, S, S) with a "
                                    "dynamic batch axis, output L2-normalised embeddings; the metadata records the "
-                                   "backbone, input size, normalisation, alignment template, embedding size and "
-                                   "perface version, and perface.load reads it back. A parity check against torch "
-                                   "fails the export if the outputs differ by more than --tolerance.")
-    p.add_argument("--model", required=True, metavar="CKPT_OR_NAME",
-                   help="'base', a registry name with weights, or a .pt/.ckpt/.pth/insightface .onnx file")
+                                   "backbone, input size, normalisation, alignment template, face options, embedding "
+                                   "size and perface version, and perface.load reads it back. A parity check against "
+                                   "torch fails the export if the outputs differ by more than --tolerance.")
+    add_model_option(p, default=None, help="'base', a registry name with weights, or a .pt/.ckpt/.pth/insightface "
+                                           ".onnx file (required)")
+    add_face_options(p)
     p.add_argument("--out", required=True, metavar="FILE.onnx", help="output ONNX file")
-    p.add_argument("--opset", type=int, default=17, metavar="N", help="ONNX opset (default: 17)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
+                   help=f"ONNX opset, 13 to 20 (default: {DEFAULT_OPSET})")
     p.add_argument("--check-images", nargs="+", default=[], metavar="PATH",
                    help="images or folders whose faces (up to 16) are used in the parity check (recommended); "
                         "4 synthetic chips are always added")
-    p.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
-                   help="largest allowed max |onnx - torch| in the parity check (default: 1e-4)")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE, metavar="T",
+                   help=f"largest allowed max |onnx - torch| in the parity check (default: {TOLERANCE:g})")
     p.add_argument("--json", action="store_true", help="print a JSON object: path, max_abs_diff, chips, metadata")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from perface.cli.main import UsageError
-
-    out = Path(args.out)
-    if out.suffix.lower() != ".onnx":
-        raise UsageError(f"--out {args.out}: the output must be a .onnx file")
-    if not 13 <= args.opset <= 20:
-        raise UsageError(f"--opset {args.opset}: supported opsets are 13 to 20")
-    if not args.tolerance > 0:
-        raise UsageError("--tolerance must be positive")
-    if args.model.lower().endswith(".onnx"):
-        from perface.onnx_model import read_metadata
-
-        if Path(args.model).is_file() and "perface.config" in read_metadata(args.model):
-            raise UsageError(f"--model {args.model} is already a PerFace ONNX export; export the .pt/.ckpt it came from")
-    images = _collect(args.check_images)
-    from perface.export import export_onnx
-    from perface.loading import load
-
-    model = load(args.model)
-    result = export_onnx(model, out, opset=args.opset, images=images, tolerance=args.tolerance)
+    if args.model is None:
+        raise UsageError("export needs --model (a .pt/.ckpt file, 'base', ...)")
+    images = collect_images(args.check_images).files[:16] if args.check_images else []
+    result = export_onnx(load_model(args), args.out, opset=args.opset, images=images, tolerance=args.tolerance)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -65,13 +56,3 @@ def run(args: argparse.Namespace) -> int:
         print("perface: note: parity was checked on synthetic chips only; pass --check-images with a few face "
               "photos to check real faces", file=sys.stderr)
     return 0
-
-
-def _collect(paths: list[str]) -> list[str]:
-    from perface.cli.embed import collect_images
-
-    images = collect_images(paths) if paths else []
-    missing = [p for p in images if not Path(p).is_file()]
-    if missing:
-        raise FileNotFoundError(2, "--check-images file not found", missing[0])
-    return images[:16]

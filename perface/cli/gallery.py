@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from perface.cli.options import add_batch_options, add_model_options, load_model
+from perface.cli.options import (add_batch_options, add_face_options, add_model_option, load_model, pool_workers,
+                                 progress_enabled)
+from perface.errors import UsageError
+from perface.io.files import collect_images
+from perface.progress import bars
 
 
 def add_parser(sub) -> None:
@@ -33,7 +36,8 @@ def add_parser(sub) -> None:
     b.add_argument("--out", required=True, metavar="FILE.parquet", help="gallery file to write")
     b.add_argument("--labels", metavar="FILE", help="CSV with path[,identity] and attribute columns; paths relative "
                                                     "to the CSV's folder")
-    add_model_options(b)
+    add_model_option(b)
+    add_face_options(b)
     b.add_argument("--identity-model", default="base", metavar="M",
                    help="model deciding whether two faces are the same person (default: base)")
     b.add_argument("--max-identity-sim", type=float, default=None, metavar="T",
@@ -59,40 +63,15 @@ def add_parser(sub) -> None:
 
 
 def _missing_subcommand(args) -> int:
-    from perface.cli.main import UsageError
-
     raise UsageError("gallery needs a sub-command: build or info")
 
 
-def progress_bars(disable: bool):
-    """A rich progress context and a ``(label, total) -> advance`` factory (one bar per phase)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   disable=disable, transient=True, console=None)
-
-    def factory(label: str, total: int):
-        task = bar.add_task(label, total=total)
-        return lambda n: bar.advance(task, n)
-
-    return bar, factory
-
-
-def workers_for(args, n_images: int) -> int:
-    workers = (os.cpu_count() or 1) if args.workers is None else max(0, args.workers)
-    return min(workers, n_images // 64)  # a process pool costs ~1 s to start: worth it only for bigger runs
-
-
 def run_build(args: argparse.Namespace) -> int:
-    from perface.cli.embed import IMAGE_SUFFIXES, collect_images
-    from perface.cli.main import UsageError
     from perface.selection import Gallery
 
     out = Path(args.out)
     if out.suffix.lower() != ".parquet":
         raise UsageError(f"--out {args.out}: the gallery must be a .parquet file")
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     if not 0.0 < args.far < 1.0:
         raise UsageError(f"--far {args.far:g}: expected a rate strictly between 0 and 1, e.g. 1e-3")
     if args.max_identity_sim is not None and not -1.0 <= args.max_identity_sim <= 1.0:
@@ -104,19 +83,18 @@ def run_build(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise FileNotFoundError(2, "no such file or folder", missing[0])
-    images = collect_images(args.paths)
-    if not images:
-        raise UsageError(f"no image files found in {' '.join(args.paths)} "
-                         f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    found = collect_images(args.paths)
+    for note in found.notes():
+        print(f"perface: {note}", file=sys.stderr)
+    images = found.files
     model = load_model(args)
     identity_model = model if args.identity_model == args.model else load_model(args, args.identity_model)
-    bar, factory = progress_bars(args.no_progress)
-    with bar:
+    with bars(progress_enabled(args)) as factory:
         gallery = Gallery.build(images, model, identity_model, labels=args.labels,
                                 max_identity_sim=args.max_identity_sim, far=args.far, pairs=args.pairs,
                                 pairs_root=args.pairs_root, model_source=args.model,
                                 identity_model_source=args.identity_model, batch_size=args.batch_size,
-                                workers=workers_for(args, len(images)), cache=not args.no_cache, progress=factory)
+                                workers=pool_workers(args, len(images)), cache=not args.no_cache, progress=factory)
     gallery.save(out)
     search = gallery.search(args.index)  # trains and keeps the FAISS index when one is used
     t = gallery.threshold

@@ -6,10 +6,13 @@ import argparse
 import json
 import platform
 
+from perface.cli.options import add_face_options, add_model_option, load_model
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("info", help="model, library versions and cache paths")
-    p.add_argument("--model", default="base", metavar="M", help="model to describe (default: base)")
+    p = sub.add_parser("info", help="model, its preprocessing and face options, library versions, cache paths")
+    add_model_option(p, help="model to describe (default: base)")
+    add_face_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -28,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from perface.backbones.registry import get_backbone_spec
     from perface.cache import cache_dir
     from perface.dlib_files import RECOGNITION_RESNET, dlib_model_path
-    from perface.loading import list_models, load
+    from perface.loading import list_models
 
-    model = load(args.model)
+    model = load_model(args)
     info = {
         "perface": __version__,
         "python": platform.python_version(),
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             "backbone": getattr(model, "backbone_name", None),
             "embedding_dim": model.embedding_dim,
             "preprocessing": model.preprocessing.to_dict(),
+            "face_options": model.face_options.to_dict(),
         },
         "models_available": list_models(),
         "cache_dir": str(cache_dir(create=False)),

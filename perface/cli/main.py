@@ -11,6 +11,10 @@ import importlib
 import os
 import sys
 
+from perface.errors import FileCollectionError, PerFaceError, SettingsError, UsageError
+
+__all__ = ["UsageError", "build_parser", "main", "report_error"]
+
 #: Sub-command modules, each with ``add_parser(subparsers)`` setting ``func(args) -> int``.
 COMMAND_MODULES = (
     "perface.cli.score",
@@ -24,10 +28,6 @@ COMMAND_MODULES = (
     "perface.cli.select",
     "perface.cli.annotate",
 )
-
-
-class UsageError(Exception):
-    """Wrong command-line usage (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +57,27 @@ def _version() -> str:
     return f"perface {__version__}"
 
 
+def report_error(exc: BaseException, prog: str = "perface") -> int:
+    """Print ``exc`` as one line on stderr (``prog: message``) and return its exit code: 2 for usage and setting
+    errors, 130 for an interrupt, 1 otherwise. The one place errors become messages (``scripts/train.py`` uses
+    it too)."""
+    if isinstance(exc, KeyboardInterrupt):
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    if isinstance(exc, PerFaceError):
+        msg = " ".join(str(exc).split())  # always one line
+        code = 2 if isinstance(exc, (UsageError, SettingsError, FileCollectionError)) else 1
+    elif isinstance(exc, OSError):
+        name = getattr(exc, "filename", None)
+        msg = f"{name or ''}{': ' if name else ''}{exc.strerror or exc} (check the path and permissions)"
+        code = 1
+    else:
+        msg = f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)"
+        code = 1
+    print(msg if msg.startswith(f"{prog}:") else f"{prog}: {msg}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("PERFACE_DEBUG") == "1"
@@ -67,31 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         return int(args.func(args) or 0)
-    except UsageError as exc:
-        if debug:
+    except BaseException as exc:  # noqa: BLE001 - the one place errors become messages
+        if isinstance(exc, SystemExit) or (debug and not isinstance(exc, KeyboardInterrupt)):
             raise
-        msg = str(exc)
-        print(msg if msg.startswith("perface:") else f"perface: {msg}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("perface: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the one place errors become messages
-        if debug:
-            raise
-        from perface.errors import PerFaceError
-
-        if isinstance(exc, PerFaceError):
-            msg = " ".join(str(exc).split())  # always one line
-            print(msg if msg.startswith("perface:") else f"perface: {msg}", file=sys.stderr)
-        elif isinstance(exc, OSError):
-            name = getattr(exc, "filename", None)
-            print(f"perface: {name or ''}{': ' if name else ''}{exc.strerror or exc} (check the path and permissions)",
-                  file=sys.stderr)
-        else:
-            print(f"perface: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-                  file=sys.stderr)
-        return 1
+        return report_error(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

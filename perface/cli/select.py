@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from perface.cli.options import add_batch_options, add_detector_option
+from perface.cli.options import add_batch_options, add_face_options, face_overrides, pool_workers, progress_enabled
 
 
 def add_parser(sub) -> None:
@@ -30,8 +30,7 @@ def add_parser(sub) -> None:
                    help="perceptual model; default: the one the gallery was built with")
     p.add_argument("--identity-model", default=None, metavar="M",
                    help="identity model; default: the one the gallery was built with (base)")
-    add_detector_option(p)
-    p.add_argument("--upsample", type=int, default=0, metavar="N", help="detector upsampling steps (default: 0)")
+    add_face_options(p)
     p.add_argument("--threads", type=int, default=None, metavar="N", help="compute threads (default: all cores)")
     p.add_argument("--band", metavar="LO:HI", help="perceptual-similarity band, e.g. 0.88:0.92 (default: the "
                                                    "gallery's, from its own similarity distribution)")
@@ -57,7 +56,7 @@ def add_parser(sub) -> None:
 
 
 def _parse_attrs(items: list[str]) -> dict[str, str]:
-    from perface.cli.main import UsageError
+    from perface.errors import UsageError
 
     out = {}
     for item in items:
@@ -69,18 +68,16 @@ def _parse_attrs(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perface.cli.embed import collect_images
-    from perface.cli.gallery import progress_bars, workers_for
-    from perface.cli.main import UsageError
+    from perface.errors import SelectionError, UsageError
+    from perface.io.files import collect_images
     from perface.loading import load
-    from perface.selection import (Gallery, SelectionError, embed_targets, parse_band, resolve_threshold,
-                                   select_many, selection_report)
+    from perface.progress import bars
+    from perface.selection import (Gallery, embed_targets, parse_band, resolve_threshold, select_many,
+                                   selection_report)
     from perface.selection.select import target_attributes
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be at least 1")
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     if args.max_identity_sim is not None and not -1.0 <= args.max_identity_sim <= 1.0:
         raise UsageError(f"--max-identity-sim {args.max_identity_sim:g}: a cosine similarity in [-1, 1]")
     try:
@@ -97,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.targets[0]} is a folder: select takes one image (use --report for folders)")
     if args.labels and not Path(args.labels).is_file():
         raise FileNotFoundError(2, "label file not found", args.labels)
-    images = collect_images(args.targets)
-    if not images:
-        raise UsageError(f"no image files found in {' '.join(args.targets)}")
+    images = collect_images(args.targets).files
 
     gallery = Gallery.load(args.gallery)
     same = [s.strip() for s in args.same.split(",") if s.strip()]
@@ -107,17 +102,16 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         have = ", ".join(gallery.attribute_names) or "none (build it with --labels)"
         raise UsageError(f"--same {unknown[0]}: not an attribute of {args.gallery} (its attributes: {have})")
-    options = {"detector": args.detector, "upsample": args.upsample, "threads": args.threads}
+    options = {"threads": args.threads, **face_overrides(args)}
     model = load(args.model, **options) if args.model else None
     identity_model = load(args.identity_model, **options) if args.identity_model else None
     model, identity_model = gallery.load_models(model, identity_model, **options)
     threshold = resolve_threshold(gallery, args.max_identity_sim, identity_model)
     identity_kw = {} if args.target_identity is None else {"identity": args.target_identity or None}
 
-    bar, factory = progress_bars(args.no_progress or not args.report)
-    with bar:
+    with bars(progress_enabled(args) if args.report else False) as factory:
         targets, failures = embed_targets(images, model, identity_model, labels=args.labels, attributes=attrs,
-                                          batch_size=args.batch_size, workers=workers_for(args, len(images)),
+                                          batch_size=args.batch_size, workers=pool_workers(args, len(images)),
                                           cache=not args.no_cache, progress=factory, **identity_kw)
     if not args.report:
         if failures:
@@ -125,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             from perface.errors import NoFaceError
 
             if f["status"] == "no_face":
-                raise NoFaceError(f"{f['path']}: no face found in the target (try --upsample 1 for small faces)")
+                raise NoFaceError(f"{f['path']}: no face found in the target ({f['error']})")
             raise SelectionError(f"{f['path']}: {f['error']}")
         (selection,) = select_many(targets, gallery, band=band, same=same, top=args.top, index=args.index,
                                    threshold=threshold)

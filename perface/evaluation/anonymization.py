@@ -71,7 +71,7 @@ def evaluate(pairs: Any, root: str | os.PathLike | None = None, model: Any = "ba
     Returns:
         :class:`AnonymizationReport`.
     """
-    from perface.selection.errors import SelectionError
+    from perface.errors import SelectionError
     from perface.selection.threshold import ReidThreshold, default_lfw_pairs, reid_threshold
 
     table = read_rows(pairs, COLUMNS, what="pairs file",

@@ -3,9 +3,10 @@ options), however many models, commands or runs ask for it.
 
 Entries live in one SQLite file per model key under ``perface.cache.cache_dir() / "embeddings"``:
 
-* the **model key** hashes the model's identity (the SHA-256 of its weights: the ``state_dict`` of a torch
-  model, the file of an ONNX model), its preprocessing JSON (alignment template, chip size, normalisation),
-  the face detector options and which face is used;
+* the **model key** is :meth:`perface.embedder.FaceEmbedder.cache_key` (see :func:`perface.cache.cache_key`):
+  the model's identity (the SHA-256 of its weights: the ``state_dict`` of a torch model, the file of an ONNX
+  model), its preprocessing (alignment template, chip size, normalisation) and face options (detector,
+  upsampling, which face; the no-face policy is not part of it, see below);
 * each **image** is keyed by the SHA-256 of its file content (renaming or moving files keeps the cache).
 
 Both detected faces and images where no face was found are remembered; a whole-image fallback embedding
@@ -15,7 +16,6 @@ Both detected faces and images where no face was found are remembered; a whole-i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -24,40 +24,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from perface.cache import file_sha256
+from perface.cache import cache_key, file_sha256
 from perface.embedder import FaceResult
 
-__all__ = ["CACHE_FORMAT", "EmbeddingCache", "embed_paths", "file_sha256", "model_identity"]
+__all__ = ["CACHE_FORMAT", "EmbeddingCache", "embed_paths"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _DETECTED = "detected"
 _WHOLE = "whole-image"
-
-
-
-def model_identity(model) -> str:
-    """A string that changes whenever the model's weights change.
-
-    ONNX models (:class:`perface.onnx_model.OnnxPerFace`) provide ``identity()`` (their file's hash); torch
-    models are hashed from their ``state_dict`` (names, dtypes, shapes and values).
-
-    Raises:
-        TypeError: the model offers neither.
-    """
-    ident = getattr(model, "identity", None)
-    if callable(ident):
-        return str(ident())
-    state_dict = getattr(model, "state_dict", None)
-    if not callable(state_dict):
-        raise TypeError(f"cannot identify model {type(model).__name__} for caching (no identity() or state_dict())")
-    import torch  # only reached for torch models
-
-    h = hashlib.sha256()
-    for name, tensor in sorted(state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return "torch-state-sha256:" + h.hexdigest()
 
 
 class EmbeddingCache:
@@ -65,28 +39,25 @@ class EmbeddingCache:
 
     Args:
         model: A loaded model (:func:`perface.load`).
-        face: ``"largest"``, ``"center"`` or a face index (one embedding per image).
+        face: ``"largest"``, ``"center"`` or a face index (one embedding per image); None: the model's.
         root: Folder of the cache files (default: ``cache_dir() / "embeddings"``).
     """
 
-    def __init__(self, model, face: str | int = "largest", root: str | os.PathLike | None = None):
+    def __init__(self, model, face: str | int | None = None, root: str | os.PathLike | None = None):
         if root is None:
             from perface.cache import cache_dir
 
             root = cache_dir() / "embeddings"
         self.root = Path(root)
-        self.description = {
-            "format": CACHE_FORMAT,
-            "model": model_identity(model),
-            "model_class": type(model).__name__,
-            "embedding_dim": int(model.embedding_dim),
-            "preprocessing": json.loads(model.preprocessing.to_json()),
-            "face_options": model._face_options(),
-            "face": face,
-        }
-        if getattr(model, "flip_tta", False):  # same weights, different embeddings (added only when on: keeps old keys)
-            self.description["flip_tta"] = True
-        self.key = hashlib.sha256(json.dumps(self.description, sort_keys=True).encode()).hexdigest()
+        options = model.face_options.override(face=face, on_no_face="skip")  # both no-face variants are stored
+        if options.face == "all":
+            raise ValueError("the embedding cache holds one embedding per image; face='all' is not supported")
+        self.key = cache_key(model.preprocessing, options, weights=model.identity(),
+                             flip_tta=bool(getattr(model, "flip_tta", False)), format=CACHE_FORMAT,
+                             embedding_dim=int(model.embedding_dim))
+        self.description = {"format": CACHE_FORMAT, "model": model.name, "model_class": type(model).__name__,
+                            "embedding_dim": int(model.embedding_dim), "preprocessing": model.preprocessing.to_dict(),
+                            "face_options": options.to_dict(), "key": self.key}
         self.path = self.root / f"{self.key[:32]}.sqlite"
         self.dim = int(model.embedding_dim)
         self._conn: sqlite3.Connection | None = None
@@ -146,7 +117,8 @@ def _result(path: str, entry: tuple) -> FaceResult:
     return FaceResult(path=path, face_index=index, box=tuple(box) if box else None, embedding=emb, detector=detector)
 
 
-def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int = "largest", on_no_face: str = "skip",
+def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int | None = None,
+                on_no_face: str | None = None,
                 batch_size: int = 32, workers: int = 0, cache: bool | EmbeddingCache = True,
                 progress: Callable[[int], None] | None = None, chunk: int = 1024) -> list[FaceResult]:
     """One :class:`perface.embedder.FaceResult` per path (same order), reusing cached embeddings.
@@ -154,8 +126,9 @@ def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int = 
     Args:
         model: A loaded model.
         paths: Image files.
-        face: ``"largest"`` or a face index.
-        on_no_face: ``"skip"`` / ``"error"`` (the result has status ``no_face`` / ``error``) or ``"whole-image"``.
+        face: ``"largest"``, ``"center"`` or a face index; None: the model's face options.
+        on_no_face: ``"skip"`` / ``"error"`` (the result has status ``no_face``) or ``"whole-image"``; None: the
+            model's face options.
         batch_size, workers: Passed to :meth:`FaceEmbedder.embed_faces` for the images not in the cache.
         cache: True (default cache), False (no cache) or an :class:`EmbeddingCache`.
         progress: Called with the number of images finished since the last call.
@@ -164,8 +137,10 @@ def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int = 
     Returns:
         Results in input order; ``status`` is ``ok``, ``no_face`` or ``error`` (with ``error`` saying why).
     """
-    if face == "all":
+    options = model.face_options.override(face=face, on_no_face=on_no_face)
+    if options.face == "all":
         raise ValueError("embed_paths gives one embedding per image; face='all' is not supported")
+    face, on_no_face = options.face, options.on_no_face
     names = [os.fspath(p) for p in paths]
     store = cache if isinstance(cache, EmbeddingCache) else (EmbeddingCache(model, face=face) if cache else None)
     results: list[FaceResult | None] = [None] * len(names)

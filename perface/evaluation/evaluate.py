@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from perface.errors import NoFaceError, PerFaceError
+from perface.face.batch import auto_workers
 from perface.evaluation.agreement import N_BOOT, agreement, paired_difference, triplet_credit
 from perface.evaluation.attributes import probe_attributes
 from perface.evaluation.embedding_cache import embed_paths
@@ -30,17 +31,21 @@ __all__ = ["EmbedOptions", "ImageEmbeddings", "ModelRun", "embed_images", "evalu
            "evaluate_attributes", "evaluate_verification"]
 
 #: Keys every model's metrics carry besides the command's own metrics.
-RESERVED_KEYS = ("name", "n", "n_total", "unusable")
+RESERVED_KEYS = ("name", "n", "n_total", "unusable", "face_options")
 
 
 @dataclass
 class EmbedOptions:
-    """How images become embeddings during evaluation."""
+    """How images become embeddings during evaluation.
 
-    face: str | int = "largest"
-    on_no_face: str = "skip"
+    Which face is used and what happens without one are each model's
+    :attr:`~perface.embedder.FaceEmbedder.face_options` unless ``face`` / ``on_no_face`` override them here.
+    """
+
+    face: str | int | None = None
+    on_no_face: str | None = None
     batch_size: int = 32
-    workers: int = 0
+    workers: int | None = 0  # None: one per core for big jobs (perface.face.batch.auto_workers)
     cache: bool = True
     progress: Callable[[str, int], Callable[[int], None] | None] | None = None  # (label, total) -> advance
 
@@ -77,27 +82,28 @@ def _resolve(model_or_loader):
 
 def embed_images(model, paths: Iterable[str], root: str | os.PathLike, options: EmbedOptions, label: str = ""
                  ) -> ImageEmbeddings:
-    """Embed root-relative ``paths`` (each once) with ``model``.
+    """Embed root-relative ``paths`` (each once) with ``model`` and its face options.
 
     Raises:
-        NoFaceError: ``options.on_no_face == "error"`` and some image has no usable face (all such images are
-            counted in the message, the first few named).
+        NoFaceError: the model's ``on_no_face`` is ``"error"`` and some image has no usable face (all such images
+            are counted in the message, the first few named).
     """
     unique = list(dict.fromkeys(paths))
     root = Path(root)
     files = [str(root / p) for p in unique]
-    advance = options.progress(label or getattr(model, "name", "model"), len(files)) if options.progress else None
-    results = embed_paths(model, files, face=options.face,
-                          on_no_face="skip" if options.on_no_face == "error" else options.on_no_face,
-                          batch_size=options.batch_size, workers=options.workers, cache=options.cache,
-                          progress=advance)
+    advance = options.progress(f"embedding {label or model.name}", len(files)) if options.progress else None
+    effective = model.face_options.override(face=options.face, on_no_face=options.on_no_face)
+    stop = effective.on_no_face == "error"
+    workers = auto_workers(len(files), options.workers)
+    results = embed_paths(model, files, face=effective.face, on_no_face="skip" if stop else effective.on_no_face,
+                          batch_size=options.batch_size, workers=workers, cache=options.cache, progress=advance)
     emb, bad = {}, {}
     for rel, r in zip(unique, results):
         if r.status == "ok":
             emb[rel] = r.embedding
         else:
             bad[rel] = (r.status, " ".join(str(r.error).split()))
-    if bad and options.on_no_face == "error":
+    if bad and stop:
         first = sorted(bad)[:3]
         raise NoFaceError(f"{len(bad)} of {len(unique)} images have no usable face (first: "
                           f"{'; '.join(f'{root / f}: {bad[f][0]}' for f in first)}); use --on-no-face skip to leave "
@@ -144,7 +150,7 @@ def evaluate_agreement(models: Mapping[str, Any], triplets: pd.DataFrame, root: 
         credit = np.full(len(t), np.nan)
         credit[ok] = triplet_credit(sa, sb, p)
         credits[label] = credit
-        metrics.update(name=getattr(model, "name", label), n_total=int(len(t)), unusable=images.report())
+        metrics.update(name=model.name, face_options=model.face_options.to_dict(), n_total=int(len(t)), unusable=images.report())
         runs.append(ModelRun(label, metrics, {"sim_a": sa, "sim_b": sb}))
         del model
     comparisons = []
@@ -180,7 +186,7 @@ def evaluate_verification(models: Mapping[str, Any], pairs: Pairs, root: str | o
         same = sub["same"].to_numpy(bool)
         folds = sub["fold"].to_numpy() if "fold" in sub.columns else None
         metrics = verification_metrics(sims, same, folds)
-        metrics.update(name=getattr(model, "name", label), n=int(len(sub)), n_total=int(len(f)),
+        metrics.update(name=model.name, face_options=model.face_options.to_dict(), n=int(len(sub)), n_total=int(len(f)),
                        unusable=images.report())
         runs.append(ModelRun(label, metrics, {"similarities": sims, "same": same}))
         del model
@@ -222,8 +228,156 @@ def evaluate_attributes(models: Mapping[str, Any], labels: pd.DataFrame, root: s
         x = np.stack([images.embeddings[p] for p, k in zip(paths, ok) if k])
         metrics: dict = probe_attributes(x, frame[ok].reset_index(drop=True), columns=columns if columns else None,
                                          folds=folds, seed=seed, exclude=(path_column,))
-        metrics.update(name=getattr(model, "name", label), n=int(ok.sum()), n_total=int(len(paths)),
+        metrics.update(name=model.name, face_options=model.face_options.to_dict(), n=int(ok.sum()), n_total=int(len(paths)),
                        unusable=images.report())
         runs.append(ModelRun(label, metrics))
         del model
     return runs
+
+
+# --- whole commands: an input file in, metrics, JSON payload and a table out -------------------------------
+@dataclass
+class EvalResult:
+    """The outcome of one ``perface eval`` command.
+
+    Attributes:
+        command: ``"agreement"``, ``"verification"`` or ``"attributes"``.
+        payload: The ``--json`` object: ``command``, the input file, ``root``, ``models`` ({label: metrics, each
+            with its effective ``face_options``}) and, for agreement, ``comparisons``.
+        runs: Per-model results (arrays for plots in ``data``).
+        comparisons: Paired differences against the first model (agreement).
+    """
+
+    command: str
+    payload: dict
+    runs: list[ModelRun]
+    comparisons: list[dict] = field(default_factory=list)
+
+    def table(self) -> list[str]:
+        """The text table ``perface eval`` prints."""
+        rows = _TABLES[self.command](self.runs, self.comparisons)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def _agreement_rows(runs, comparisons) -> list[list[str]]:
+    rows = [["model", "agreement", "95% CI", "triplets"]]
+    for r in runs:
+        m = r.metrics
+        rows.append([r.label, f"{m['agreement']:.4f}", f"[{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]",
+                     f"{m['n']}/{m['n_total']}"])
+        for s, ms in m["by_stratum"].items():
+            rows.append([f"  {s}", f"{ms['agreement']:.4f}", f"[{ms['ci95'][0]:.4f}, {ms['ci95'][1]:.4f}]", str(ms["n"])])
+    for c in comparisons:
+        rows.append([f"{c['model']} - {c['baseline']}", f"{c['difference']:+.4f}",
+                     f"[{c['ci95'][0]:+.4f}, {c['ci95'][1]:+.4f}]", str(c["n"])])
+    return rows
+
+
+def _verification_rows(runs, comparisons) -> list[list[str]]:
+    fars = list(runs[0].metrics["tar_at_far"])
+    rows = [["model", "accuracy", "AUC", "EER", *[f"TAR@FAR={f}" for f in fars], "pairs"]]
+    for r in runs:
+        m = r.metrics
+        rows.append([r.label, f"{m['accuracy']:.4f}+-{m['accuracy_std']:.4f}", f"{m['auc']:.4f}", f"{m['eer']:.4f}",
+                     *[f"{m['tar_at_far'][f]:.4f}" for f in fars], f"{m['n']}/{m['n_total']}"])
+    return rows
+
+
+def _attributes_rows(runs, comparisons) -> list[list[str]]:
+    rows = [["model", "label", "probe", "result", "chance/baseline", "n"]]
+    for r in runs:
+        for col, v in r.metrics.items():
+            if not isinstance(v, dict) or "kind" not in v:
+                continue
+            if v["kind"] == "classification":
+                rows.append([r.label, col, "logistic", f"acc {v['accuracy']:.4f}+-{v['accuracy_std']:.4f} "
+                             f"bal {v['balanced_accuracy']:.4f}+-{v['balanced_accuracy_std']:.4f}",
+                             f"{v['chance_majority']:.4f}/{v['chance_balanced']:.4f}", str(v["n"])])
+            elif v["kind"] == "regression":
+                rows.append([r.label, col, "ridge", f"MAE {v['mae']:.3f}+-{v['mae_std']:.3f}",
+                             f"{v['baseline_mae']:.3f}", str(v["n"])])
+            else:
+                rows.append([r.label, col, "skipped", v["reason"], "", ""])
+    return rows
+
+
+_TABLES = {"agreement": _agreement_rows, "verification": _verification_rows, "attributes": _attributes_rows}
+
+
+def _payload(command: str, key: str, file, root: Path, runs: list[ModelRun]) -> dict:
+    return {"command": command, key: str(file), "root": str(root), "models": {r.label: r.metrics for r in runs}}
+
+
+def agreement_file(triplets: str | os.PathLike, models: Mapping[str, Any], root: str | os.PathLike | None = None,
+                   split: str | None = None, options: EmbedOptions | None = None, n_boot: int = N_BOOT,
+                   seed: int = 0) -> EvalResult:
+    """``perface eval agreement``: agreement of each model with a triplets file (see :func:`evaluate_agreement`).
+
+    Args:
+        triplets: Canonical triplets file (CSV/Parquet: anchor, a, b, p_a[, stratum, split]).
+        models: ``{label: model or loader}``; the first is the baseline of the comparisons.
+        root: Folder the image paths are relative to (default: :func:`perface.io.files.resolve_root`).
+        split: Only rows whose ``split`` column equals it (e.g. ``test``).
+
+    Raises:
+        SettingsError: ``n_boot`` < 100, ``split`` without a split column, or no triplets left.
+        AnnotationError: a malformed triplets file.
+    """
+    from perface.annotations.schema import read_triplets
+    from perface.errors import SettingsError
+    from perface.io.files import resolve_root
+
+    if n_boot < 100:
+        raise SettingsError(f"--bootstrap {n_boot}: use at least 100 resamples")
+    root = resolve_root(triplets, (), root) if root is not None else None  # a bad --root fails before reading
+    frame = read_triplets(triplets)
+    if split:
+        if "split" not in frame.columns:
+            raise SettingsError(f"--split {split}: {triplets} has no 'split' column")
+        frame = frame[frame["split"] == split].reset_index(drop=True)
+    if len(frame) == 0:
+        raise SettingsError(f"{triplets}: no triplets in the file" + (f" with split {split}" if split else ""))
+    root = resolve_root(triplets, list(frame["anchor"]), root)
+    runs, comparisons = evaluate_agreement(models, frame, root, options, n_boot=n_boot, seed=seed)
+    payload = {**_payload("agreement", "triplets", triplets, root, runs), "split": split, "comparisons": comparisons}
+    return EvalResult("agreement", payload, runs, comparisons)
+
+
+def verification_file(pairs: str | os.PathLike, models: Mapping[str, Any], root: str | os.PathLike | None = None,
+                      format: str = "auto", options: EmbedOptions | None = None) -> EvalResult:
+    """``perface eval verification``: LFW ``pairs.txt`` or CSV ``a,b,same[,fold]`` (see :func:`verification_metrics`).
+
+    Raises:
+        PairsFormatError: a malformed pairs file.
+    """
+    from perface.evaluation.verification import read_pairs
+    from perface.io.files import resolve_root
+
+    fmt = format if format != "auto" else ("csv" if str(pairs).lower().endswith(".csv") else "lfw")
+    root = resolve_root(pairs, (), root) if root is not None else None  # a bad --root fails before reading
+    table = read_pairs(pairs, fmt)
+    root = resolve_root(pairs, list(table.frame["a"]), root)
+    runs = evaluate_verification(models, table, root, options)
+    payload = {**_payload("verification", "pairs", pairs, root, runs), "format": fmt}
+    return EvalResult("verification", payload, runs)
+
+
+def attributes_file(labels: str | os.PathLike, models: Mapping[str, Any], root: str | os.PathLike | None = None,
+                    columns: list[str] | None = None, options: EmbedOptions | None = None, folds: int = 5,
+                    seed: int = 0) -> EvalResult:
+    """``perface eval attributes``: linear probes of each model for the columns of a label file.
+
+    Raises:
+        SettingsError: ``folds`` < 2.
+        LabelFileError: a malformed label file.
+    """
+    from perface.errors import SettingsError
+    from perface.io.labels import read_labels
+
+    if folds < 2:
+        raise SettingsError(f"--folds {folds}: use at least 2")
+    table = read_labels(labels, root)
+    runs = evaluate_attributes(models, table.frame, table.root, columns=columns, options=options, folds=folds,
+                               seed=seed)
+    return EvalResult("attributes", _payload("attributes", "labels", labels, table.root, runs), runs)

@@ -25,8 +25,6 @@ same extractor, does not compute them again.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -152,9 +150,9 @@ class TimmFeatures:
         cfg["crop_pct"] = 1.0  # keep the whole face chip
         self.data_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}
         self.transform = timm.data.create_transform(**cfg, is_training=False)
-        from perface.evaluation.embedding_cache import model_identity
+        from perface.model import state_dict_digest
 
-        self.identity = model_identity(self.net)
+        self.identity = state_dict_digest(self.net)
         if chip_model is None or isinstance(chip_model, (str, os.PathLike)):
             from perface.loading import load
 
@@ -201,11 +199,14 @@ class TimmFeatures:
     def _cache_path(self) -> Path:
         from perface.cache import cache_dir
 
-        desc = {"format": _FORMAT, "weights": self.identity, "name": self.name, "data_config": self.data_config,
-                "chips": self.chip_model.preprocessing.to_dict(), "face_options": self.chip_model._face_options(),
-                "face": self.face, "on_no_face": self.on_no_face}
-        key = hashlib.sha256(json.dumps(desc, sort_keys=True, default=str).encode()).hexdigest()
+        from perface.cache import cache_key
+
+        key = cache_key(self.chip_model.preprocessing, self._face_options(), weights=self.identity, format=_FORMAT,
+                        name=self.name, data_config=self.data_config)
         return cache_dir() / "features" / f"{key[:32]}.sqlite"
+
+    def _face_options(self):
+        return self.chip_model.face_options.override(face=self.face, on_no_face=self.on_no_face)
 
     def forward(self, chips: np.ndarray) -> np.ndarray:
         """float32 (N, D) features of uint8 (N, S, S, 3) RGB chips through timm's transform."""
@@ -238,8 +239,7 @@ class TimmFeatures:
         computed: dict[int, tuple[str, str, np.ndarray | None]] = {}
         chips, owners = [], []
         for i, (name, aligned, exc) in zip(todo, align_many([paths[i] for i in todo], self.chip_model.preprocessing,
-                                                             self.chip_model._face_options(), face=self.face,
-                                                             on_no_face=self.on_no_face,
+                                                             self._face_options(),
                                                              workers=self.workers if len(todo) > 1 else 0,
                                                              pipeline=None if self.workers else self.chip_model.pipeline)):
             if exc is not None:

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from perface.errors import PerFaceError
+from perface.errors import PairsFormatError
+from perface.io.tables import parse_bool, read_table
 
 __all__ = [
     "FARS",
@@ -40,10 +41,6 @@ __all__ = [
 
 #: False accept rates at which TAR is reported.
 FARS = (1e-2, 1e-3)
-
-
-class PairsFormatError(PerFaceError):
-    """A pairs file (LFW ``pairs.txt`` or CSV) is malformed."""
 
 
 def _check(similarities, same) -> tuple[np.ndarray, np.ndarray]:
@@ -309,8 +306,8 @@ def read_lfw_pairs(path: str | os.PathLike) -> Pairs:
     return Pairs(frame, source=str(path), protocol_folds=n_folds >= 2)
 
 
-_TRUE = {"1", "true", "yes", "y", "t", "same"}
-_FALSE = {"0", "false", "no", "n", "f", "different", "diff"}
+#: Extra words of the ``same`` column besides :func:`perface.io.tables.parse_bool`'s.
+_SAME_WORDS, _DIFFERENT_WORDS = ("same",), ("different", "diff")
 
 
 def read_pairs_csv(path: str | os.PathLike) -> Pairs:
@@ -323,14 +320,7 @@ def read_pairs_csv(path: str | os.PathLike) -> Pairs:
         PairsFormatError: missing columns or bad values (message names file and line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise PairsFormatError(f"{path}: not a readable CSV file ({' '.join(str(exc).split())}); expected a header "
-                               "a,b,same") from None
-    frame.columns = [c.strip() for c in frame.columns]
+    frame, _ = read_table(path, error=PairsFormatError, example="a,b,same")
     missing = [c for c in ("a", "b", "same") if c not in frame.columns]
     if missing:
         raise PairsFormatError(f"{path}:1: missing column(s) {','.join(missing)} (found: {','.join(frame.columns)}); "
@@ -344,12 +334,10 @@ def read_pairs_csv(path: str | os.PathLike) -> Pairs:
             raise PairsFormatError(f"{path}:{int(empty[0]) + 2}: empty '{col}' path")
     same = []
     for i, v in enumerate(frame["same"].str.strip().str.lower()):
-        if v in _TRUE:
-            same.append(True)
-        elif v in _FALSE:
-            same.append(False)
-        else:
+        flag = parse_bool(v, true=_SAME_WORDS, false=_DIFFERENT_WORDS)
+        if flag is None:
             raise PairsFormatError(f"{path}:{i + 2}: same {v!r} is not 1/0, true/false, yes/no or same/different")
+        same.append(flag)
     out = pd.DataFrame({"a": frame["a"].to_numpy(), "b": frame["b"].to_numpy(), "same": np.asarray(same, bool)})
     protocol = "fold" in frame.columns
     if protocol:

@@ -1,6 +1,6 @@
 """Faces in images: detection, landmarks and alignment to network chips."""
 
 from perface.face.face import Face
-from perface.face.pipeline import ON_NO_FACE, AlignedFace, FacePipeline
+from perface.face.pipeline import AlignedFace, FacePipeline
 
-__all__ = ["ON_NO_FACE", "AlignedFace", "Face", "FacePipeline"]
+__all__ = ["AlignedFace", "Face", "FacePipeline"]

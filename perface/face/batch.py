@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator
 from perface.errors import PerFaceError
 from perface.face.pipeline import AlignedFace, FacePipeline
 from perface.io.image import load_image
-from perface.preprocessing import Preprocessing
+from perface.preprocessing import FaceOptions, Preprocessing
 
 _WORKER_PIPELINE: FacePipeline | None = None
 
@@ -24,50 +24,59 @@ def image_name(image: Any, i: int) -> str:
     return f"<image {i}>"
 
 
+def auto_workers(n_images: int, requested: int | None = None, per_worker: int = 64) -> int:
+    """Worker processes for ``n_images``: ``requested`` (None: one per core), but no pool for small jobs (starting
+    one costs about a second: each worker needs at least ``per_worker`` images)."""
+    workers = (os.cpu_count() or 1) if requested is None else max(0, int(requested))
+    return min(workers, n_images // per_worker)
+
+
 def _init_worker(preprocessing: dict, face_options: dict) -> None:
     global _WORKER_PIPELINE
-    _WORKER_PIPELINE = FacePipeline(Preprocessing.from_dict(preprocessing), **face_options)
+    _WORKER_PIPELINE = FacePipeline(Preprocessing.from_dict(preprocessing), FaceOptions.from_dict(face_options))
 
 
-def _align_one(job: tuple[Any, str, str | int, str], pipeline: FacePipeline | None = None
+def _align_one(job: tuple[Any, str], pipeline: FacePipeline | None = None
                ) -> tuple[list[AlignedFace] | None, PerFaceError | None]:
-    image, name, face, on_no_face = job
+    image, name = job
+    pipeline = pipeline or _WORKER_PIPELINE
     try:
-        return (pipeline or _WORKER_PIPELINE)(load_image(image), face=face, on_no_face=on_no_face, name=name), None
+        return pipeline(load_image(image), face=pipeline.options.face, on_no_face=pipeline.options.on_no_face,
+                        name=name), None
     except PerFaceError as exc:
         return None, exc
 
 
-def align_many(images: Iterable[Any], preprocessing: Preprocessing, face_options: dict | None = None,
-               face: str | int = "largest", on_no_face: str = "skip", workers: int = 0,
-               pipeline: FacePipeline | None = None,
+def align_many(images: Iterable[Any], preprocessing: Preprocessing, options: FaceOptions | None = None,
+               workers: int = 0, pipeline: FacePipeline | None = None,
                ) -> Iterator[tuple[str, list[AlignedFace] | None, PerFaceError | None]]:
     """Aligned faces of each image, never raising for a bad image.
 
     Args:
         images: Paths or in-memory images.
         preprocessing: Chip geometry.
-        face_options: :class:`FacePipeline` keyword arguments (detector, upsample, max_side).
-        face, on_no_face: As :meth:`FacePipeline.__call__`.
+        options: How faces are found and chosen, including the no-face policy (default :class:`FaceOptions`).
         workers: Worker processes (0: this process).
-        pipeline: An existing pipeline to use in this process (``workers=0``).
+        pipeline: An existing pipeline with the same ``preprocessing`` and ``options`` to use in this process
+            (``workers=0``).
 
     Yields:
         ``(name, aligned, error)`` per image, in order: ``aligned`` is a list (empty when no face and
         ``on_no_face="skip"``) or None when ``error`` (a :class:`PerFaceError`) says why the image failed.
     """
-    face_options = dict(face_options or {})
-    jobs = [(img, image_name(img, i), face, on_no_face) for i, img in enumerate(images)]
+    options = options or FaceOptions()
+    jobs = [(img, image_name(img, i)) for i, img in enumerate(images)]
     if workers and workers > 0 and len(jobs) > 1:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
-                      initargs=(preprocessing.to_dict(), face_options)) as pool:
+                      initargs=(preprocessing.to_dict(), options.to_dict())) as pool:
             for job, (aligned, exc) in zip(jobs, pool.imap(_align_one, jobs, chunksize=4)):
                 yield job[1], aligned, exc
     else:
-        pipeline = pipeline or FacePipeline(preprocessing, **face_options)
+        if pipeline is None or pipeline.options != options or pipeline.preprocessing != preprocessing:
+            pipeline = FacePipeline.like(pipeline, preprocessing, options)
         for job in jobs:
             aligned, exc = _align_one(job, pipeline)
             yield job[1], aligned, exc

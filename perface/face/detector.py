@@ -1,4 +1,4 @@
-"""Face detectors: dlib HOG (default) and dlib's MMOD CNN.
+"""Face detectors: dlib HOG and dlib's MMOD CNN, and the fallback chain of :class:`~perface.preprocessing.FaceOptions`.
 
 Large images are detected on a copy downscaled so that its longer side is at most ``max_side`` and the
 boxes are mapped back to the original pixels; landmarks are then predicted on the full-resolution image.
@@ -11,27 +11,30 @@ import dlib
 import numpy as np
 
 from perface.dlib_files import MMOD_DETECTOR, dlib_model_path
+from perface.preprocessing import AUTO, AUTO_UPSAMPLE_MAX_SIDE, DETECTORS, FaceOptions
 
-DETECTORS = ("hog", "cnn")
-#: What ``--detector`` / ``detector=`` accept: one detector, or HOG with the CNN as fallback when HOG finds none.
-DETECTOR_CHOICES = ("hog", "cnn", "hog+cnn")
+Box = tuple[float, float, float, float]
 
 
-def detector_chain(detector: str) -> list[str]:
-    """``"hog"`` / ``"cnn"`` / ``"hog+cnn"`` -> the detector kinds to try in order.
+def detection_copy(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The image downscaled (INTER_AREA) so that its longer side is at most ``max_side``, and the scale used.
 
-    Raises:
-        ValueError: an unknown kind (the message lists the valid ones).
+    Args:
+        image: uint8 (H, W, 3) RGB.
+
+    Returns:
+        ``(copy, scale)``: C-contiguous uint8 array and ``copy pixels / original pixels`` (<= 1).
     """
-    kinds = str(detector).split("+")
-    if not all(k in DETECTORS for k in kinds):
-        raise ValueError(f"detector {detector!r} is not known; use one of {', '.join(DETECTOR_CHOICES)} "
-                         f"(a '+' chain runs each detector only where the ones before it found no face)")
-    return kinds
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return np.ascontiguousarray(image), 1.0
+    scale = max_side / max(h, w)
+    work = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(work), scale
 
 
 class FaceDetector:
-    """Find face boxes in an RGB image.
+    """Find face boxes in an RGB image with one dlib detector.
 
     Args:
         kind: ``"hog"`` (dlib frontal HOG + SVM, fast on CPU) or ``"cnn"`` (dlib MMOD CNN: more poses, slow on CPU).
@@ -55,7 +58,7 @@ class FaceDetector:
         else:
             self._detector = dlib.cnn_face_detection_model_v1(str(dlib_model_path(MMOD_DETECTOR)))
 
-    def __call__(self, image: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+    def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:
         """Detect faces.
 
         Args:
@@ -64,19 +67,19 @@ class FaceDetector:
         Returns:
             List of ((x0, y0, x1, y1), score) in original-image pixels, largest box first.
         """
-        h, w = image.shape[:2]
-        scale = 1.0
-        work = image
-        if max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
-            work = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        work = np.ascontiguousarray(work)
-        found: list[tuple[tuple[float, float, float, float], float]] = []
+        work, scale = detection_copy(image, self.max_side)
+        return self.detect_copy(work, scale, image.shape[:2], self.upsample)
+
+    def detect_copy(self, work: np.ndarray, scale: float, shape: tuple[int, int], upsample: int
+                    ) -> list[tuple[Box, float]]:
+        """Detect on a copy made by :func:`detection_copy`; boxes in pixels of the original of size ``shape``."""
+        h, w = shape
         if self.kind == "hog":
-            rects, scores, _ = self._detector.run(work, self.upsample, self.threshold)
+            rects, scores, _ = self._detector.run(work, upsample, self.threshold)
             pairs = zip(rects, scores)
         else:
-            pairs = ((d.rect, d.confidence) for d in self._detector(work, self.upsample) if d.confidence >= self.threshold)
+            pairs = ((d.rect, d.confidence) for d in self._detector(work, upsample) if d.confidence >= self.threshold)
+        found: list[tuple[Box, float]] = []
         for r, s in pairs:
             box = (r.left() / scale, r.top() / scale, (r.right() + 1) / scale, (r.bottom() + 1) / scale)
             x0, y0, x1, y1 = (max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3]))
@@ -84,3 +87,38 @@ class FaceDetector:
                 found.append(((x0, y0, x1, y1), float(s)))
         found.sort(key=lambda bs: (bs[0][2] - bs[0][0]) * (bs[0][3] - bs[0][1]), reverse=True)
         return found
+
+
+class DetectorChain:
+    """The detectors of a :class:`FaceOptions`, tried in order until one finds a face.
+
+    Each detector runs with ``options.upsample`` steps; with ``"auto"``, first without upsampling and, where
+    that finds nothing and the detection copy is at most :data:`AUTO_UPSAMPLE_MAX_SIDE` px, with one step.
+    The order of attempts is ``hog@0, hog@1, cnn@0, cnn@1`` for ``hog+cnn`` on a small image, so every image
+    where ``hog`` or ``cnn`` at upsample 1 finds a face is found, while most images pay for ``hog@0`` only.
+
+    Args:
+        options: Detector kinds, upsampling and ``max_side`` (face choice and no-face policy are not used here).
+    """
+
+    def __init__(self, options: FaceOptions):
+        self.options = options
+        self.detectors = [FaceDetector(kind, upsample=0 if options.upsample == AUTO else int(options.upsample),
+                                       max_side=options.max_side) for kind in options.chain]
+
+    def attempts(self, work_side: int) -> list[tuple[FaceDetector, int]]:
+        """``(detector, upsample)`` in the order tried on a detection copy whose longer side is ``work_side``."""
+        if self.options.upsample != AUTO:
+            return [(d, d.upsample) for d in self.detectors]
+        levels = (0, 1) if work_side <= AUTO_UPSAMPLE_MAX_SIDE else (0,)
+        return [(d, u) for d in self.detectors for u in levels]
+
+    def __call__(self, image: np.ndarray) -> tuple[list[tuple[Box, float]], str]:
+        """``(boxes, kind)``: the faces of the first attempt that finds any (largest first) and its detector kind
+        (``""`` when none found)."""
+        work, scale = detection_copy(image, self.options.max_side)
+        for detector, upsample in self.attempts(max(work.shape[:2])):
+            found = detector.detect_copy(work, scale, image.shape[:2], upsample)
+            if found:
+                return found, detector.kind
+        return [], ""

@@ -22,9 +22,7 @@ band), :mod:`perface.selection.threshold` (the re-identification threshold), :mo
 """
 
 from perface.selection.band import Band, default_band_levels, gallery_band, parse_band
-from perface.selection.errors import GalleryError, SelectionError
 from perface.selection.gallery import Gallery
-from perface.selection.labels import LabelTable, identity_from_path, read_labels
 from perface.selection.report import selection_report
 from perface.selection.search import EXACT_LIMIT, ExactSearch, FaissSearch, make_search
 from perface.selection.select import (EXCLUSION_REASONS, Candidate, Selection, Target, embed_targets,
@@ -33,7 +31,6 @@ from perface.selection.threshold import DEFAULT_FAR, ReidThreshold, reid_thresho
 
 __all__ = [
     "Band", "Candidate", "DEFAULT_FAR", "EXACT_LIMIT", "EXCLUSION_REASONS", "ExactSearch", "FaissSearch", "Gallery",
-    "GalleryError", "LabelTable", "ReidThreshold", "Selection", "SelectionError", "Target", "default_band_levels",
-    "embed_targets", "gallery_band", "identity_from_path", "make_search", "parse_band", "read_labels",
-    "reid_threshold", "resolve_threshold", "select", "select_many", "selection_report",
+    "ReidThreshold", "Selection", "Target", "default_band_levels", "embed_targets", "gallery_band", "make_search",
+    "parse_band", "reid_threshold", "resolve_threshold", "select", "select_many", "selection_report",
 ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perface.selection.errors import SelectionError
+from perface.errors import SelectionError
 
 __all__ = ["Band", "MAX_PAIRS", "QUANTILE_LEVELS", "default_band_levels", "gallery_band", "pair_similarities",
            "parse_band"]

@@ -35,26 +35,22 @@ import numpy as np
 import pandas as pd
 
 from perface.selection.band import Band, gallery_band
-from perface.selection.errors import GalleryError, SelectionError
-from perface.selection.labels import RESERVED_COLUMNS, LabelTable, identity_from_path, read_labels
+from perface.errors import GalleryError, SelectionError
+from perface.io.labels import LabelTable, identity_from_path, read_labels
 from perface.selection.threshold import DEFAULT_FAR, ReidThreshold, reid_threshold
 
 __all__ = ["GALLERY_FORMAT", "Gallery", "model_record"]
 
 GALLERY_FORMAT = 1
 META_KEY = b"perface.gallery"
+#: Gallery columns a label attribute may not be called.
+RESERVED_COLUMNS = ("identity", "n_images", "perceptual", "identity_embedding", "images")
 
 ProgressFactory = Callable[[str, int], Callable[[int], None] | None]
 
 
 def _model_slots(model, identity_model):
     return ((model, "perceptual_model", "--model"), (identity_model, "identity_model", "--identity-model"))
-
-
-def _identity(model) -> str:
-    from perface.evaluation.embedding_cache import model_identity
-
-    return model_identity(model)
 
 
 def model_record(model, source: str | None = None) -> dict:
@@ -68,7 +64,7 @@ def model_record(model, source: str | None = None) -> dict:
         source = name if name in list_models() else (str(Path(path).resolve()) if path else None)
     elif Path(str(source)).expanduser().is_file():
         source = str(Path(str(source)).expanduser().resolve())
-    return {"name": getattr(model, "name", ""), "source": source, "identity": _identity(model),
+    return {"name": getattr(model, "name", ""), "source": source, "identity": model.identity(),
             "embedding_dim": int(model.embedding_dim)}
 
 
@@ -193,7 +189,7 @@ class Gallery:
             if given is None:
                 continue
             rec = self.info.get(key) or {}
-            if rec.get("identity") and _identity(given) != rec["identity"]:
+            if rec.get("identity") and given.identity() != rec["identity"]:
                 raise GalleryError(
                     f"gallery {self.path or ''} was built with {key.replace('_', ' ')} {rec.get('name')!r}"
                     f"{' (' + rec['source'] + ')' if rec.get('source') else ''}, not {getattr(given, 'name', '?')!r}: "
@@ -257,9 +253,14 @@ class Gallery:
             raise GalleryError("no images to build a gallery from")
         if labels is not None and not isinstance(labels, LabelTable):
             labels = read_labels(labels)
+        if labels is not None:
+            reserved = [c for c in labels.attributes if c in RESERVED_COLUMNS]
+            if reserved:
+                raise GalleryError(f"{labels.source}:1: column {reserved[0]!r} is reserved for the gallery itself; "
+                                   "rename it")
         if identity_model is None:
             identity_model = load("base")
-            identity_model.configure_faces(**model._face_options())
+            identity_model.configure_faces(model.face_options)
             identity_model_source = identity_model_source or "base"
         p_rec = model_record(model, model_source)
         i_rec = model_record(identity_model, identity_model_source)
@@ -313,7 +314,7 @@ class Gallery:
             "format": GALLERY_FORMAT,
             "perceptual_model": p_rec,
             "identity_model": i_rec,
-            "face": {"face": "largest", "on_no_face": "skip", **model._face_options()},
+            "face": model.face_options.override(face="largest", on_no_face="skip").to_dict(),
             "labels": labels.source if labels is not None else None,
             "attributes": attr_names,
             "n_images_given": len(files),

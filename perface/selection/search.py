@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perface.selection.errors import GalleryError
+from perface.errors import GalleryError
 
 __all__ = ["EXACT_LIMIT", "ExactSearch", "FaissSearch", "faiss_available", "make_search"]
 

@@ -23,14 +23,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from perface.selection.band import Band
-from perface.selection.errors import SelectionError
+from perface.errors import NoFaceError, SelectionError, SettingsError
+from perface.evaluation.embedding_cache import embed_paths
+from perface.io.labels import LabelTable, identity_from_path, read_labels
+from perface.selection.band import Band, parse_band
 from perface.selection.gallery import Gallery
-from perface.selection.labels import LabelTable, identity_from_path, read_labels
-from perface.selection.threshold import ReidThreshold
+from perface.selection.threshold import ReidThreshold, reid_threshold
 
-__all__ = ["EXCLUSION_REASONS", "Candidate", "Selection", "Target", "embed_targets", "resolve_threshold",
-           "row_similarities", "select", "select_many", "target_attributes"]
+__all__ = ["EXCLUSION_REASONS", "Candidate", "Selection", "Target", "check_same", "embed_targets",
+           "raise_target_failure", "resolve_threshold", "row_similarities", "select", "select_many",
+           "target_attributes"]
 
 #: Exclusion reasons, in the order they are checked.
 EXCLUSION_REASONS = ("same_identity", "below_band", "above_band", "identity_similarity", "attributes")
@@ -110,6 +112,27 @@ class Selection:
             "search": dict(self.search),
         }
 
+    def lines(self) -> list[str]:
+        """What ``perface select`` prints for one target: the policy, the ranked candidates, the exclusions."""
+        d = self.to_dict()
+        b = self.band
+        out = [f"target    {d['target']} (identity: {d['target_identity'] or 'unknown'})",
+               f"band      {b.lo:.4f}:{b.hi:.4f} centre {b.centre:.4f} ({b.source})",
+               f"threshold {self.threshold.describe()}: identity similarity >= T is excluded"]
+        if self.same:
+            out.append("same      " + ", ".join(f"{a}={self.target_attributes.get(a)}" for a in self.same))
+        if self.candidates:
+            out.append(f"{'rank':>4}  {'identity':<32} {'perceptual':>10} {'identity':>10}  attributes")
+            for c in self.candidates:
+                attrs = ", ".join(f"{k}={v}" for k, v in c.attributes.items())
+                out.append(f"{c.rank:>4}  {c.identity:<32} {c.perceptual_similarity:>10.5f} "
+                           f"{c.identity_similarity:>10.5f}  {attrs}")
+        else:
+            out.append("no candidate qualified")
+        excluded = ", ".join(f"{k} {v}" for k, v in self.excluded.items())
+        out.append(f"gallery   {self.gallery_size} identities: {self.qualified} qualified; excluded: {excluded}")
+        return out
+
 
 # --- targets --------------------------------------------------------------------------------------------------
 def embed_targets(images: Sequence[Any], model, identity_model, *, labels: LabelTable | str | os.PathLike | None = None,
@@ -131,8 +154,6 @@ def embed_targets(images: Sequence[Any], model, identity_model, *, labels: Label
         ``(targets, failures)``: targets with a usable face (input order), and ``{"path", "status", "error"}``
         for the others.
     """
-    from perface.evaluation.embedding_cache import embed_paths, model_identity
-
     if labels is not None and not isinstance(labels, LabelTable):
         labels = read_labels(labels)
     names = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else f"<image {i}>" for i, x in enumerate(images)]
@@ -146,7 +167,7 @@ def embed_targets(images: Sequence[Any], model, identity_model, *, labels: Label
         return m.embed_faces(list(images), face="largest", on_no_face="skip", batch_size=batch_size, progress=advance)
 
     rp = embed(model, "target perceptual embeddings")
-    same_model = model is identity_model or model_identity(model) == model_identity(identity_model)
+    same_model = model is identity_model or model.identity() == identity_model.identity()
     ri = rp if same_model else embed(identity_model, "target identity embeddings")
     targets, failures = [], []
     for name, f, a, b in zip(names, files, rp, ri):
@@ -175,14 +196,21 @@ def _as_target(target, model, identity_model, **kwargs) -> Target:
                              "or use Gallery.load_models())")
     targets, failures = embed_targets([target], model, identity_model, **kwargs)
     if failures:
-        from perface.errors import NoFaceError
-
-        f = failures[0]
-        if f["status"] == "no_face":
-            raise NoFaceError(f"{f['path']}: no face found; the target needs a detectable face "
-                              "(try --upsample 1 for small faces)")
-        raise SelectionError(f"{f['path']}: {f['error']}")
+        raise_target_failure(failures[0])
     return targets[0]
+
+
+def raise_target_failure(failure: dict) -> None:
+    """Raise the error of a target :func:`embed_targets` could not use.
+
+    Raises:
+        NoFaceError: no face was found in it.
+        SelectionError: any other reason (unreadable file, ...).
+    """
+    if failure["status"] == "no_face":
+        raise NoFaceError(f"{failure['path']}: no face found in the target ({failure['error']}); it needs a "
+                          "detectable face (try --upsample 1 for small faces)")
+    raise SelectionError(f"{failure['path']}: {failure['error']}")
 
 
 # --- threshold and band -----------------------------------------------------------------------------------------
@@ -203,8 +231,6 @@ def resolve_threshold(gallery: Gallery, max_identity_sim: float | ReidThreshold 
         why = gallery.info.get("reid_threshold_error") or "not measured"
         raise SelectionError(f"gallery {gallery.path or ''} stores no re-identification threshold ({why}); "
                              "pass --max-identity-sim T")
-    from perface.selection.threshold import reid_threshold
-
     return reid_threshold(identity_model, **measure)
 
 
@@ -218,8 +244,6 @@ def _band(gallery: Gallery, band) -> Band:
     if isinstance(band, Band):
         return band
     if isinstance(band, str):
-        from perface.selection.band import parse_band
-
         return parse_band(band)
     try:
         lo, hi = band
@@ -237,6 +261,23 @@ def target_attributes(target: Target, gallery: Gallery, names: Sequence[str]) ->
     return {a: target.attributes.get(a) or from_gallery.get(a) or None for a in names}
 
 
+def check_same(gallery: Gallery, same: Sequence[str] | str) -> list[str]:
+    """The attribute names of ``same`` (a list or ``"gender,age_group"``), each checked to be a gallery attribute.
+
+    Raises:
+        SettingsError: an attribute the gallery does not have.
+    """
+    if isinstance(same, str):
+        same = same.split(",")
+    names = [s.strip() for s in same if s and s.strip()]
+    unknown = [s for s in names if s not in gallery.attribute_names]
+    if unknown:
+        have = ", ".join(gallery.attribute_names) or "none (build it with --labels)"
+        raise SettingsError(f"--same {unknown[0]}: not an attribute of gallery {gallery.path or ''} (its attributes: "
+                            f"{have})")
+    return names
+
+
 def row_similarities(matrix: np.ndarray, rows: np.ndarray, vector: np.ndarray) -> np.ndarray:
     """float64 cosine of ``matrix[rows]`` with ``vector``; each value depends only on its own row (no BLAS
     blocking), so it is the same whichever other rows are scored with it."""
@@ -252,15 +293,9 @@ def select_many(targets: Sequence[Target], gallery: Gallery, *, band=None,
                 max_identity_sim: float | ReidThreshold | None = None, same: Sequence[str] | str = (),
                 top: int = 10, index: str = "auto", threshold: ReidThreshold | None = None) -> list[Selection]:
     """:func:`select` for many embedded targets at once (batched similarity search)."""
-    if isinstance(same, str):
-        same = [s for s in same.split(",") if s.strip()]
-    same = [s.strip() for s in same]
-    unknown = [s for s in same if s not in gallery.attribute_names]
-    if unknown:
-        have = ", ".join(gallery.attribute_names) or "none (build it with --labels)"
-        raise SelectionError(f"attribute {unknown[0]!r} is not in the gallery (its attributes: {have})")
+    same = check_same(gallery, same)
     if int(top) < 1:
-        raise SelectionError(f"top must be at least 1, got {top}")
+        raise SettingsError(f"--top {top}: must be at least 1")
     top = int(top)
     b = _band(gallery, band)
     t = threshold or resolve_threshold(gallery, max_identity_sim)

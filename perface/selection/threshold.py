@@ -12,17 +12,16 @@ LFW nor the measurement again. Pairs with an image where no face is found are le
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from perface.cache import file_sha256
-from perface.selection.errors import SelectionError
+from perface.errors import SelectionError
 
 __all__ = ["DEFAULT_FAR", "ReidThreshold", "default_lfw_pairs", "reid_threshold"]
 
@@ -78,31 +77,30 @@ class ReidThreshold:
 
 
 def default_lfw_pairs() -> tuple[Path, Path]:
-    """``($PERFACE_DATA/lfw/pairs.txt, $PERFACE_DATA/lfw/images)``.
+    """``(<dataset root>/lfw/pairs.txt, <dataset root>/lfw/images)`` (:func:`perface.io.files.data_root`).
 
     Raises:
-        SelectionError: ``PERFACE_DATA`` unset or no ``lfw/pairs.txt`` there.
+        SelectionError: no dataset root, or no ``lfw/pairs.txt`` there.
     """
-    env = os.environ.get("PERFACE_DATA")
-    if not env:
+    from perface.io.files import data_root
+
+    data = data_root(required=False)
+    if data is None:
         raise SelectionError("no re-identification threshold: measuring one needs LFW pairs.txt; set PERFACE_DATA "
                              "to the shared data folder (with lfw/pairs.txt) or pass --max-identity-sim T")
-    root = Path(env).expanduser() / "lfw"
-    pairs = root / "pairs.txt"
+    pairs = data / "lfw" / "pairs.txt"
     if not pairs.is_file():
-        raise SelectionError(f"no re-identification threshold: {pairs} not found (PERFACE_DATA={env}); "
+        raise SelectionError(f"no re-identification threshold: {pairs} not found (dataset root {data}); "
                              "pass --pairs FILE or --max-identity-sim T")
-    return pairs, root / "images"
+    return pairs, data / "lfw" / "images"
 
 
 
-def _cache_file(model, identity: str, pairs: Path, far: float) -> Path:
+def _cache_file(model, pairs: Path, far: float) -> Path:
     from perface.cache import cache_dir
 
-    key = json.dumps({"format": _FORMAT, "model": identity, "preprocessing": model.preprocessing.to_dict(),
-                      "face_options": model._face_options(), "pairs": file_sha256(pairs), "far": repr(float(far))},
-                     sort_keys=True)
-    return cache_dir() / "reid_thresholds" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+    key = model.cache_key(purpose="reid-threshold", format=_FORMAT, pairs=file_sha256(pairs), far=repr(float(far)))
+    return cache_dir() / "reid_thresholds" / f"{key[:32]}.json"
 
 
 def reid_threshold(identity_model, far: float = DEFAULT_FAR, pairs: str | os.PathLike | None = None,
@@ -125,7 +123,6 @@ def reid_threshold(identity_model, far: float = DEFAULT_FAR, pairs: str | os.Pat
         SelectionError: no pairs file, or too few usable pairs.
         PairsFormatError: a malformed pairs file.
     """
-    from perface.evaluation.embedding_cache import model_identity
     from perface.evaluation.evaluate import EmbedOptions, embed_images
     from perface.evaluation.verification import read_pairs, tar_at_far, threshold_at_far
 
@@ -140,11 +137,12 @@ def reid_threshold(identity_model, far: float = DEFAULT_FAR, pairs: str | os.Pat
     if root is None:
         folder = pairs.resolve().parent
         root = folder / "images" if (folder / "images").is_dir() else folder
-    identity = model_identity(identity_model)
-    cache_file = _cache_file(identity_model, identity, pairs, far) if cache else None
+    identity = identity_model.identity()
+    cache_file = _cache_file(identity_model, pairs, far) if cache else None
     if cache_file is not None and cache_file.is_file():
         try:
-            return ReidThreshold.from_dict(json.loads(cache_file.read_text()))
+            cached = ReidThreshold.from_dict(json.loads(cache_file.read_text()))
+            return replace(cached, source=str(pairs))  # same content (it is in the key), maybe another path
         except (ValueError, TypeError, KeyError):
             pass  # damaged entry: measure again
     table = read_pairs(pairs).frame

@@ -1,13 +1,13 @@
 """Aligned face chips computed once and kept on disk, so training epochs never re-run detection.
 
 Each chip is stored as ``<cache>/chips/<setting key>/<sha[:2]>/<sha256 of the image file>.npy`` where the
-setting key hashes the preprocessing (template, size, padding), the detector options and the no-face
-policy. Images that yield no chip are recorded with the reason in ``failures.json`` beside them.
+setting key is :func:`perface.cache.cache_key` of the preprocessing (template, size, padding) and the face
+options (detector, upsampling, which face, no-face policy). Images that yield no chip are recorded with the
+reason in ``failures.json`` beside them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,11 +15,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from perface.cache import cache_dir, file_sha256
+from perface.cache import cache_dir, cache_key, file_sha256
+from perface.errors import SettingsError
 from perface.face.batch import align_many
-from perface.face.detector import detector_chain
-from perface.face.pipeline import ON_NO_FACE, check_face_choice
-from perface.preprocessing import Preprocessing
+from perface.preprocessing import FaceOptions, Preprocessing
 
 
 
@@ -28,29 +27,20 @@ class ChipCache:
 
     Args:
         preprocessing: The model's preprocessing (chip geometry).
-        face_options: Detector options (``detector``, ``upsample``, ``max_side``).
-        on_no_face: Policy for images without a detected face (``"whole-image"`` suits tight crops).
-        face: Which face of an image with several: ``"largest"``, ``"center"`` or an index.
+        options: How faces are found and chosen, including the no-face policy (``"whole-image"`` suits tight
+            crops); one face per image, so ``face="all"`` is refused.
+        cache: Cache root (default: :func:`perface.cache.cache_dir`).
 
     Raises:
-        ValueError: an unknown detector, face choice or no-face policy (before any image is read).
-        cache: Cache root (default: :func:`perface.cache.cache_dir`).
+        SettingsError: ``face="all"`` (before any image is read).
     """
 
-    def __init__(self, preprocessing: Preprocessing, face_options: dict | None = None,
-                 on_no_face: str = "whole-image", cache: str | os.PathLike | None = None, face: str = "largest"):
+    def __init__(self, preprocessing: Preprocessing, options: FaceOptions, cache: str | os.PathLike | None = None):
+        if options.face == "all":
+            raise SettingsError("the chip cache keeps one face per image; face 'all' is not possible here")
         self.preprocessing = preprocessing
-        self.face_options = {"detector": "hog", "upsample": 0, "max_side": 1024, **(face_options or {})}
-        detector_chain(self.face_options["detector"])  # a bad setting fails here, not in every worker
-        if on_no_face not in ON_NO_FACE:
-            raise ValueError(f"on_no_face must be one of {ON_NO_FACE}, got {on_no_face!r}")
-        self.on_no_face = on_no_face
-        self.face = check_face_choice(face, allow_all=False)
-        setting = {"pre": preprocessing.to_dict(), "face": self.face_options, "no_face": on_no_face}
-        if face != "largest":  # keeps the keys of caches made before the choice existed
-            setting["which"] = face
-        setting = json.dumps(setting, sort_keys=True)
-        self.key = hashlib.sha256(setting.encode()).hexdigest()[:16]
+        self.options = options
+        self.key = cache_key(preprocessing, options)[:16]
         self.dir = cache_dir(cache) / "chips" / self.key
         self._digest: dict[str, str] = {}
 
@@ -89,8 +79,7 @@ class ChipCache:
             elif not self.chip_path(p).is_file():
                 todo.append(p)
         self.dir.mkdir(parents=True, exist_ok=True)
-        for name, aligned, exc in align_many(todo, self.preprocessing, self.face_options, face=self.face,
-                                             on_no_face=self.on_no_face, workers=workers):
+        for name, aligned, exc in align_many(todo, self.preprocessing, self.options, workers=workers):
             if exc is not None or not aligned:
                 reason = str(exc) if exc is not None else f"no face found in {name}"
                 failed[name] = reason

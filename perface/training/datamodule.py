@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -11,28 +9,12 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from perface.annotations.schema import read_triplets
-from perface.errors import AnnotationError
-from perface.face.detector import detector_chain
-from perface.face.pipeline import check_face_choice
-from perface.preprocessing import Preprocessing
+from perface.errors import AnnotationError, SettingsError
+from perface.io.files import data_root
+from perface.preprocessing import AUTO, FaceOptions, Preprocessing
 from perface.training.augment import chip_augmentation
 from perface.training.chip_cache import ChipCache
 from perface.training.triplet_dataset import TripletDataset
-
-
-def default_root() -> str:
-    """``$PERFACE_DATA``, else the ``shared/data`` folder beside this checkout (not the working directory).
-
-    Raises:
-        AnnotationError: neither exists; the message says how to set the root.
-    """
-    if os.environ.get("PERFACE_DATA"):
-        return os.environ["PERFACE_DATA"]
-    beside_checkout = Path(__file__).resolve().parents[3] / "shared" / "data"
-    if beside_checkout.is_dir():
-        return str(beside_checkout)
-    raise AnnotationError("no dataset root: set PERFACE_DATA or pass --data.root DIR (the folder the triplet "
-                          "file's image paths are relative to)")
 
 
 class TripletDataModule(pl.LightningDataModule):
@@ -56,9 +38,13 @@ class TripletDataModule(pl.LightningDataModule):
         max_val: Likewise for validation.
         on_no_face: Policy for images where no face is detected (``whole-image`` for tight crops).
         detector: ``hog``, ``cnn`` or ``hog+cnn`` (the CNN only where HOG finds no face).
-        upsample: Detector upsampling steps.
+        upsample: Detector upsampling steps, or ``auto``.
+        max_side: Detection runs on a copy at most this many pixels on its longer side.
         face: Which face of an image with several: ``largest`` or ``center`` (datasets that centre the
             labelled face, e.g. FairFace).
+
+        These five are the chips' :class:`~perface.preprocessing.FaceOptions` (:attr:`face_options`); the
+        trained model records them, so evaluating it needs no face flags.
         prep_workers: Processes for the one-time chip preparation.
         cache_dir: Cache root (default: ``$PERFACE_CACHE`` or the user cache dir).
         seed: Seed for ``max_*`` sampling.
@@ -66,22 +52,24 @@ class TripletDataModule(pl.LightningDataModule):
 
     def __init__(self, train: str, val: str | None = None, root: str | None = None, batch_size: int = 64,
                  num_workers: int = 0, augment: float = 1.0, flip: float = 0.0, max_train: int | None = None,
-                 max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog",
-                 upsample: int = 0, face: str = "largest", prep_workers: int = 2, cache_dir: str | None = None,
+                 max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog+cnn",
+                 upsample: int | str = AUTO, max_side: int = 1024, face: str | int = "largest", prep_workers: int = 2,
+                 cache_dir: str | None = None,
                  seed: int = 0, preprocessing: Preprocessing | None = None):
         super().__init__()
         self.train_file = train
         self.val_file = val
-        self.root = Path(root or default_root())
+        self.root = data_root(root)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.augment = float(augment)
         self.flip = float(flip)
         self.max_train, self.max_val = max_train, max_val
-        self.on_no_face = on_no_face
-        self.face_options = {"detector": detector, "upsample": upsample}
-        detector_chain(detector)  # bad settings fail when the config is read, not after the model is built
-        self.face = check_face_choice(face, allow_all=False)
+        # bad settings fail when the config is read, not after the model is built
+        self.face_options = FaceOptions(detector=detector, upsample=upsample, max_side=max_side, face=face,
+                                        on_no_face=on_no_face)
+        if self.face_options.face == "all":
+            raise SettingsError("data.face: one face per image is used for training; 'all' is not possible")
         self.prep_workers = prep_workers
         self.cache_dir = cache_dir
         self.seed = seed
@@ -121,7 +109,7 @@ class TripletDataModule(pl.LightningDataModule):
         return frame.sample(n=n, random_state=self.seed).sort_index().reset_index(drop=True)
 
     def _chip_cache(self) -> ChipCache:
-        return ChipCache(self.preprocessing, self.face_options, self.on_no_face, self.cache_dir, face=self.face)
+        return ChipCache(self.preprocessing, self.face_options, self.cache_dir)
 
     def _images(self, frames) -> list[str]:
         names = pd.unique(pd.concat([f[c] for f in frames for c in ("anchor", "a", "b")]))

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perface.annotations.labels import read_labels
+from perface.annotations.labels import labels_frame
 from perface.annotations.proxy import identity_triplets
 from perface.annotations.split import assign_units, check_disjoint, parse_fractions, split_triplets
 
 
 @pytest.fixture(scope="module")
 def lfw_labels(data_root) -> pd.DataFrame:
-    return read_labels(data_root / "lfw" / "gender.csv", data_root)
+    return labels_frame(data_root / "lfw" / "gender.csv", data_root)
 
 
 @pytest.fixture(scope="module")

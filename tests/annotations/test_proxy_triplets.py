@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perface.annotations.labels import AGE_BANDS, age_band, read_labels
+from perface.annotations.labels import AGE_BANDS, age_band, labels_frame
 from perface.annotations.proxy import AttributeSource, attribute_triplets, identity_triplets
 from perface.annotations.schema import read_triplets
 from perface.annotations.split import check_disjoint
@@ -19,8 +19,8 @@ COMMITTED = REPO / "data" / "annotations" / "proxy_attributes_utkface_fairface.c
 
 @pytest.fixture(scope="module")
 def sources(data_root):
-    utk = read_labels(data_root / "utkface" / "labels.csv", data_root)
-    ff = read_labels(data_root / "fairface" / "labels.csv", data_root).rename(columns={"age_group": "age"})
+    utk = labels_frame(data_root / "utkface" / "labels.csv", data_root)
+    ff = labels_frame(data_root / "fairface" / "labels.csv", data_root).rename(columns={"age_group": "age"})
     return [AttributeSource("utkface", utk, ("gender", "race", "age")), AttributeSource("fairface", ff, ("gender", "age"))]
 
 
@@ -72,7 +72,7 @@ def test_attribute_triplets_with_split_are_disjoint(sources, data_root):
 
 
 def test_identity_triplets_from_lfw(data_root):
-    labels = read_labels(data_root / "lfw" / "gender.csv", data_root)
+    labels = labels_frame(data_root / "lfw" / "gender.csv", data_root)
     ident = dict(zip(labels["path"], labels["identity"]))
     gender = dict(zip(labels["path"], labels["gender"]))
     tri, report = identity_triplets(labels, 800, seed=0, negative_same=("gender",), root=data_root,
@@ -92,7 +92,7 @@ def test_identity_triplets_from_lfw(data_root):
 
 
 def test_lfw_gender_triplets_avoid_the_anchor_person(data_root):
-    labels = read_labels(data_root / "lfw" / "gender.csv", data_root)
+    labels = labels_frame(data_root / "lfw" / "gender.csv", data_root)
     ident = dict(zip(labels["path"], labels["identity"]))
     src = AttributeSource("lfw", labels, ("gender",), identity_column="identity")
     tri, _ = attribute_triplets([src], 500, seed=0, root=data_root)

@@ -53,7 +53,7 @@ def test_export_plain_line_and_synthetic_note(tmp_path, capsys):
     [
         (["export", "--model", "base"], 2, "--out"),
         (["export", "--model", "base", "--out", "{tmp}/m.bin"], 2, ".onnx"),
-        (["export", "--model", "base", "--out", "{tmp}/m.onnx", "--opset", "7"], 2, "--opset"),
+        (["export", "--model", "base", "--out", "{tmp}/m.onnx", "--opset", "7"], 2, "--opset 7"),
         (["export", "--model", "base", "--out", "{tmp}/m.onnx", "--tolerance", "0"], 2, "--tolerance"),
         (["export", "--model", "{tmp}/missing.pt", "--out", "{tmp}/m.onnx"], 1, "missing.pt"),
         (["export", "--model", "base", "--out", "{tmp}/m.onnx", "--check-images", "{tmp}/nope.jpg"], 1, "nope.jpg"),

@@ -55,7 +55,7 @@ def test_score_center_face_and_detector_chain(photos, data_root, capsys):
         (["score", "only-one.jpg"], 2, "required"),
         (["score", "--face", "x", "a.jpg", "b.jpg"], 2, "--face"),
         (["score", "--face", "centre", "a.jpg", "b.jpg"], 2, "face 'centre' is not a valid choice; use largest, center"),
-        (["score", "--face", "-1", "a.jpg", "b.jpg"], 2, "face -1 is not a valid choice"),
+        (["score", "--face", "-1", "a.jpg", "b.jpg"], 2, "face '-1' is not a valid choice"),
         (["score", "--model", "dlib_resnt", "a.jpg", "b.jpg"], 1, "dlib_resnet"),
         (["nonsense"], 2, "invalid choice"),
     ],

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import perface
-from perface.evaluation.embedding_cache import EmbeddingCache, embed_paths, model_identity
+from perface.evaluation.embedding_cache import EmbeddingCache, embed_paths
 
 
 @pytest.fixture(scope="module")
@@ -88,22 +88,25 @@ def test_key_follows_weights_face_and_detector(base, tmp_path):
     key = EmbeddingCache(base, root=tmp_path).key
     assert EmbeddingCache(base, root=tmp_path).key == key
     assert EmbeddingCache(base, face=1, root=tmp_path).key != key
-    ident = model_identity(base)
+    ident = base.identity()
     param = next(base.parameters())
     saved = param.detach().clone()
     with torch.no_grad():
         param.view(-1)[0] += 1.0
     try:
-        assert model_identity(base) != ident and EmbeddingCache(base, root=tmp_path).key != key
+        assert base.identity() != ident and EmbeddingCache(base, root=tmp_path).key != key
     finally:
         with torch.no_grad():
             param.copy_(saved)
-    assert model_identity(base) == ident
+    assert base.identity() == ident
+    before = base.face_options
     base.configure_faces(upsample=1)
     try:
         assert EmbeddingCache(base, root=tmp_path).key != key
+        base.configure_faces(upsample="auto", detector="hog")
+        assert EmbeddingCache(base, root=tmp_path).key != key
     finally:
-        base.configure_faces(upsample=0)
+        base.face_options = before
     assert EmbeddingCache(base, root=tmp_path).key == key
     base.flip_tta = True  # same weights, mirrored test-time augmentation: other embeddings
     try:

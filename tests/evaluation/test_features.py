@@ -8,7 +8,7 @@ from PIL import Image
 
 import perface
 from perface.errors import FeatureExtractorError
-from perface.evaluation.embedding_cache import model_identity
+from perface.model import state_dict_digest
 from perface.evaluation.features import PerFaceFeatures, TimmFeatures, make_extractor
 
 NAME = "resnet18"
@@ -58,7 +58,7 @@ def test_seeded_random_init_and_local_weights(timm_random, model, images, tmp_pa
     torch.save({"state_dict": {"module." + k: v for k, v in other.net.state_dict().items()},
                 "fc.weight": torch.zeros(1000, 512)}, path)
     loaded = TimmFeatures(NAME, weights=path, chip_model=model, cache=False)
-    assert loaded.random_weights is False and loaded.identity == model_identity(other.net) != timm_random.identity
+    assert loaded.random_weights is False and loaded.identity == state_dict_digest(other.net) != timm_random.identity
     assert np.allclose(loaded(images[:2]).features, other(images[:2]).features, atol=1e-6)
     torch.save(other.net.state_dict(), tmp_path / "w18.pt")
     with pytest.raises(FeatureExtractorError, match="does not fit timm:resnet34"):

@@ -3,15 +3,16 @@
 import numpy as np
 import pytest
 
+from perface.errors import NoFaceError, SettingsError
 from perface.face import FacePipeline
-from perface.face.detector import FaceDetector
+from perface.face.detector import DetectorChain, FaceDetector
 from perface.io import load_image
-from perface.preprocessing import ARCFACE, DLIB
+from perface.preprocessing import ARCFACE, DLIB, LEGACY_FACE_OPTIONS, FaceOptions
 
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return FacePipeline(DLIB, upsample=0)
+    return FacePipeline(DLIB, LEGACY_FACE_OPTIONS)
 
 
 def test_couple_has_two_faces_largest_first(photos, pipeline):
@@ -24,7 +25,8 @@ def test_couple_has_two_faces_largest_first(photos, pipeline):
 
 
 def test_selfie_with_many_people(photos):
-    faces = FacePipeline(DLIB, upsample=1).detect(load_image(photos / "selfie-many-people.jpg"))
+    faces = FacePipeline(DLIB, FaceOptions(detector="hog", upsample=1)).detect(
+        load_image(photos / "selfie-many-people.jpg"))
     assert len(faces) >= 4
     areas = [f.area for f in faces]
     assert areas == sorted(areas, reverse=True)
@@ -68,15 +70,11 @@ def test_face_index_and_all(photos, pipeline):
     assert [a.index for a in all_faces] == [0, 1]
     second = pipeline(image, face=1)
     assert second[0].face.box == all_faces[1].face.box
-    from perface.errors import NoFaceError
-
     with pytest.raises(NoFaceError, match="2 face"):
         pipeline(image, face=2)
 
 
 def test_on_no_face_modes(data_root, pipeline):
-    from perface.errors import NoFaceError
-
     blank = np.full((200, 200, 3), 127, np.uint8)
     with pytest.raises(NoFaceError, match="whole-image"):
         pipeline(blank, on_no_face="error", name="blank.png")
@@ -121,8 +119,8 @@ def test_center_picks_the_face_nearest_the_image_centre(photos, pipeline):
 
 
 def test_hog_then_cnn_fallback(data_root):
-    chain = FacePipeline(DLIB, detector="hog+cnn")
-    hog_only = FacePipeline(DLIB)
+    chain = FacePipeline(DLIB, FaceOptions(detector="hog+cnn", upsample=0))
+    hog_only = FacePipeline(DLIB, LEGACY_FACE_OPTIONS)
     turned = load_image(data_root / "fairface" / "images" / "fairface_0004.jpg")  # HOG (frontal only) finds none
     assert hog_only.detect(turned) == []
     found = chain.detect(turned)
@@ -132,12 +130,49 @@ def test_hog_then_cnn_fallback(data_root):
     assert len(hog_faces) >= 1  # HOG finds it, so the CNN never runs: same boxes, labelled hog
     assert [f.box for f in chain_faces] == [f.box for f in hog_faces]
     assert {f.detector for f in chain_faces} == {"hog"}
-    with pytest.raises(ValueError, match="detector 'hog\\+haar' is not known; use one of hog, cnn, hog\\+cnn"):
-        FacePipeline(DLIB, detector="hog+haar")
+    with pytest.raises(SettingsError, match="detector 'hog\\+haar' is not known; use one of hog, cnn, hog\\+cnn"):
+        FaceOptions(detector="hog+haar")
 
 
 def test_bad_face_choice_is_a_clear_error(photos, pipeline):
     image = load_image(photos / "couple.jpg")
-    with pytest.raises(ValueError, match="face 'centre' is not a valid choice; use largest, center, all"):
+    with pytest.raises(SettingsError, match="face 'centre' is not a valid choice; use largest, center, all"):
         pipeline(image, face="centre")
     assert pipeline(image, face=np.int64(1))[0].index == 1  # numpy integers are indices too
+
+
+def _small_lfw_face(lfw, name="Aaron_Eckhart/Aaron_Eckhart_0001.jpg", side=120):
+    """An LFW photo shrunk so that its face (~55 px) is below what HOG finds without upsampling (~80 px)."""
+    import cv2
+
+    return cv2.resize(load_image(lfw / "images" / name), (side, side), interpolation=cv2.INTER_AREA)
+
+
+def test_auto_upsample_finds_small_faces_at_the_cost_of_one_pass(lfw):
+    small = _small_lfw_face(lfw)
+    assert FacePipeline(DLIB, LEGACY_FACE_OPTIONS).detect(small) == []  # the old default misses it
+    assert len(FacePipeline(DLIB, FaceOptions(detector="hog", upsample=1)).detect(small)) == 1
+    found = FacePipeline(DLIB, FaceOptions(detector="hog")).detect(small)  # upsample auto
+    assert len(found) == 1 and found[0].detector == "hog"
+    chain = DetectorChain(FaceOptions())
+    # small copies: each detector without, then with one upsampling step; big ones: no upsampling at all
+    assert [(d.kind, u) for d, u in chain.attempts(250)] == [("hog", 0), ("hog", 1), ("cnn", 0), ("cnn", 1)]
+    assert [(d.kind, u) for d, u in chain.attempts(1024)] == [("hog", 0), ("cnn", 0)]
+    assert [(d.kind, u) for d, u in DetectorChain(FaceOptions(upsample=1)).attempts(250)] == [("hog", 1), ("cnn", 1)]
+
+
+def test_face_options_validate_override_and_round_trip():
+    default = FaceOptions()
+    assert (default.detector, default.upsample, default.max_side, default.face, default.on_no_face) == (
+        "hog+cnn", "auto", 1024, "largest", "skip")
+    changed = default.override(detector="hog", upsample="2", face="1", on_no_face=None)
+    assert (changed.detector, changed.upsample, changed.face, changed.on_no_face) == ("hog", 2, 1, "skip")
+    assert FaceOptions.from_dict(changed.to_dict()) == changed
+    assert FaceOptions.from_dict({"detector": "cnn"}) == FaceOptions(detector="cnn")  # files from before a field
+    for bad, message in ((dict(upsample=-1), "upsample -1 is not valid"), (dict(upsample="x"), "use auto or a number"),
+                         (dict(max_side=10), "max_side 10 is not valid"), (dict(on_no_face="ignore"), "on_no_face"),
+                         (dict(face="centre"), "face 'centre' is not a valid choice")):
+        with pytest.raises(SettingsError, match=message):
+            default.override(**bad)
+    with pytest.raises(SettingsError, match="unknown face option"):
+        default.override(detectr="hog")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perface.selection import Band, SelectionError, default_band_levels, gallery_band, parse_band
+from perface.errors import SelectionError
+from perface.selection import Band, default_band_levels, gallery_band, parse_band
 from perface.selection.band import pair_similarities
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perface.selection import Gallery, GalleryError
+from perface.errors import GalleryError, LabelFileError
+from perface.selection import Gallery
 
 
 def test_rows_are_renormalised_identity_means(gallery_base, gallery_head, lfw_split, base_model, head_model):
@@ -87,7 +88,7 @@ def test_label_file_identities_override_folders(tmp_path, lfw, base_model):
     assert [g.attributes_of(i)["age_group"] for i in range(3)] == ["40-49", "20-29", "40-49"]
     bad = tmp_path / "bad.csv"
     bad.write_text("file,identity\nx.jpg,a\n")
-    with pytest.raises(GalleryError, match="no 'path' column"):
+    with pytest.raises(LabelFileError, match="no 'path' column"):
         Gallery.build([str(f) for f in files], base_model, base_model, labels=bad, max_identity_sim=0.9)
 
 
@@ -111,7 +112,7 @@ def test_model_mismatch_is_refused(gallery_head, head_model, base_model):
 
 
 def test_label_lookup_through_symlinks(tmp_path, lfw):
-    from perface.selection import read_labels
+    from perface.io.labels import read_labels
 
     (tmp_path / "link").symlink_to(lfw)
     labels = read_labels(tmp_path / "link" / "gender.csv")

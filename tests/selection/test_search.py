@@ -13,7 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from perface.selection import EXACT_LIMIT, ExactSearch, Gallery, GalleryError, Target, make_search, select_many
+from perface.errors import GalleryError
+from perface.selection import EXACT_LIMIT, ExactSearch, Gallery, Target, make_search, select_many
 from perface.selection.band import gallery_band
 
 

@@ -8,7 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from perface.selection import (EXCLUSION_REASONS, Band, Gallery, SelectionError, Target, select, select_many)
+from perface.errors import SelectionError, SettingsError
+from perface.selection import EXCLUSION_REASONS, Band, Gallery, Target, select, select_many
 
 
 def _check(sel, gallery):
@@ -129,13 +130,13 @@ def test_select_from_an_image_loads_the_gallery_models(gallery_head, targets_hea
 
 def test_selection_errors(gallery_base, targets_base):
     t = targets_base[0]
-    with pytest.raises(SelectionError, match="'age' is not in the gallery"):
+    with pytest.raises(SettingsError, match="--same age: not an attribute of gallery .*its attributes: gender"):
         select(t, gallery_base, same=["age"])
     with pytest.raises(SelectionError, match="unknown"):
         select(dataclasses.replace(t, identity=None, attributes={}), gallery_base, same=["gender"])
     with pytest.raises(SelectionError, match="band"):
         select(t, gallery_base, band=(0.9, 0.8))
-    with pytest.raises(SelectionError, match="top"):
+    with pytest.raises(SettingsError, match="--top 0: must be at least 1"):
         select(t, gallery_base, top=0)
     with pytest.raises(SelectionError, match="embedding sizes"):
         select(dataclasses.replace(t, perceptual=t.perceptual[:64]), gallery_base)

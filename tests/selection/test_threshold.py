@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perface.selection import ReidThreshold, SelectionError, reid_threshold
+from perface.errors import SelectionError
+from perface.selection import ReidThreshold, reid_threshold
 
 
 def test_threshold_is_far_quantile_of_different_pairs(threshold, gallery_pairs_csv, base_model):
@@ -43,6 +44,7 @@ def test_threshold_is_cached_per_model(threshold, gallery_pairs_csv, base_model,
 
 def test_threshold_errors(monkeypatch, tmp_path, base_model):
     monkeypatch.delenv("PERFACE_DATA", raising=False)
+    monkeypatch.setattr("perface.io.files._checkout_data", lambda: None)  # no shared/data beside the checkout
     with pytest.raises(SelectionError, match="PERFACE_DATA"):
         reid_threshold(base_model)
     monkeypatch.setenv("PERFACE_DATA", str(tmp_path))

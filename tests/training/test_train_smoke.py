@@ -46,10 +46,12 @@ def test_checkpoint_loads_without_lightning_and_scores(run, lfw):
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
     assert best.name == "best.ckpt" and (best.parent.parent / "config.yaml").is_file()
     code = ("import sys, json, perface; m = perface.load(sys.argv[1]); "
-            "print(json.dumps([m.name, m.preprocessing.to_dict(), 'lightning' in sys.modules]))")
-    name, prep, lightning_loaded = json.loads(subprocess.run([sys.executable, "-c", code, str(best)], check=True,
-                                                             capture_output=True, text=True).stdout)
+            "print(json.dumps([m.name, m.preprocessing.to_dict(), m.face_options.to_dict(), 'lightning' in sys.modules]))")
+    name, prep, faces, lightning_loaded = json.loads(subprocess.run([sys.executable, "-c", code, str(best)], check=True,
+                                                                    capture_output=True, text=True).stdout)
     assert name == "perface-smoke" and prep["size"] == 150 and not lightning_loaded
+    # the checkpoint records the chip settings it was trained on (configs/smoke.yaml's data section)
+    assert faces == {"detector": "hog", "upsample": 0, "max_side": 1024, "face": "largest", "on_no_face": "whole-image"}
     a = lfw / "images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
     b = lfw / "images/Aaron_Peirsol/Aaron_Peirsol_0002.jpg"
     res = subprocess.run([sys.executable, "-m", "perface", "score", "--model", str(best), str(a), str(b)],
@@ -120,7 +122,7 @@ def test_bad_settings_are_one_line_errors(option, needle, tmp_path, data_root):
     args = [sys.executable, str(REPO / "scripts" / "train.py"), "fit", "--config", str(REPO / "configs" / "smoke.yaml"),
             f"--data.root={data_root}", f"--trainer.logger.init_args.save_dir={tmp_path}", option]
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a SettingsError: exit code 2, as the perface CLI (perface.cli.main.report_error)
     last = done.stderr.splitlines()[-1]  # Lightning may log before ("Seed set to 0"); no traceback
     assert last.startswith("train.py: ") and needle in last and "Traceback" not in done.stderr
     debug = subprocess.run(args + ["--debug"], capture_output=True, text=True, timeout=300)

@@ -22,14 +22,13 @@ from typing import Iterator, Mapping
 from perface.annotations.readers.record import RawRecord
 from perface.annotations.readers.textfile import iter_csv_rows, iter_jsonl, load_json
 from perface.errors import AnnotationError
+from perface.io.tables import parse_bool
 
 __all__ = ["read_generic", "map_choice", "REQUIRED"]
 
 REQUIRED = ("anchor", "a", "b", "choice", "annotator_id")
 OPTIONAL = ("response_ms", "timestamp", "is_gold", "gold_choice", "split", "source")
 
-_TRUE = {"true", "1", "yes", "y", "t"}
-_FALSE = {"false", "0", "no", "n", "f", ""}
 
 
 def map_choice(value, choice_map: Mapping[str, str] | None = None):
@@ -48,12 +47,7 @@ def map_choice(value, choice_map: Mapping[str, str] | None = None):
 
 
 def _to_bool(value) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return False
-    key = str(value).strip().lower()
-    return True if key in _TRUE else False if key in _FALSE else None
+    return parse_bool(value, blank=False)
 
 
 def _to_float(value) -> float | None:

@@ -26,10 +26,10 @@ from perface.annotations.readers.generic import map_choice
 from perface.annotations.readers.record import RawRecord
 from perface.annotations.readers.textfile import iter_csv_rows
 from perface.errors import AnnotationError
+from perface.io.tables import parse_bool
 
 __all__ = ["read_mturk"]
 
-_TRUE = {"true", "on", "1", "yes"}
 
 
 def _items(header: list[str], fields: tuple[str, str, str], answer: str, path) -> list[dict]:
@@ -69,7 +69,7 @@ def _answer(row: Mapping, item: dict, choice_map):
     if item["single"]:
         value = row[item["single"]]
         return map_choice(value, choice_map) if value.strip() else None
-    flags = [row[c].strip().lower() in _TRUE for c in item["pair"]]
+    flags = [parse_bool(row[c]) is True for c in item["pair"]]
     if flags == [True, False]:
         return "a"
     if flags == [False, True]:
