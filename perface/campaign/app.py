@@ -281,6 +281,9 @@ def create_app(config: CampaignConfig | Campaign):
     async def http_error(request, exc):
         return error(exc.status_code, "not found" if exc.status_code == 404 else str(exc.detail))
 
+    async def server_error(request, exc):  # nothing was acknowledged: the client may retry the same submission
+        return error(500, f"internal error ({type(exc).__name__}); retry the request")
+
     def annotator_or_error(value: str | None):
         try:
             annotator = _clean_annotator(value)
@@ -366,7 +369,7 @@ def create_app(config: CampaignConfig | Campaign):
         Route("/api/next", next_assignments, methods=["GET"]),
         Route("/api/judgments", submit, methods=["POST"]),
         Route("/img/{image_id}", image, methods=["GET"]),
-    ], exception_handlers={HTTPException: http_error})
+    ], exception_handlers={HTTPException: http_error, Exception: server_error})
     app.state.campaign = campaign
 
     guarded = _Guard(app, cfg.token, cfg.allowed_hosts, cfg.frame_ancestors)

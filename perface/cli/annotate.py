@@ -28,6 +28,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="annotate_command", metavar="SUBCOMMAND", parser_class=type(p))
 
     s = sub.add_parser("serve", help="check the tasks and serve the judging page",
+                       description="Check every task image (a missing, unreadable or out-of-root image stops the "
+                                   "start with the list of bad rows, unless --skip-bad), then serve the judging page "
+                                   "on 127.0.0.1:8000 until Ctrl-C. The same --db resumes the campaign.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s.add_argument("--tasks", required=True, metavar="TRIPLETS",
                    help="triplets to judge (.csv/.parquet with anchor,a,b), e.g. from 'perface triplets sample'")
@@ -61,7 +64,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="uvicorn log level")
     s.set_defaults(func=run_serve)
 
-    st = sub.add_parser("status", help="progress, annotator quality and pace of a campaign")
+    st = sub.add_parser("status", help="progress, annotator quality and pace of a campaign",
+                        description="Progress per triplet and annotator, catch-trial and gold accuracy, flagged "
+                                    "annotators (rule printed), answers per hour, completion codes. Read-only: works "
+                                    "while the server runs.")
     st.add_argument("--db", required=True, metavar="CAMPAIGN.sqlite")
     st.add_argument("--json", action="store_true", help="print one JSON object (with per-triplet progress)")
     st.add_argument("--min-catch-accuracy", type=float, default=0.8, metavar="X",
@@ -72,7 +78,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     help="flag annotators whose median response time is below this (over >= 10 judgments)")
     st.set_defaults(func=run_status)
 
-    ex = sub.add_parser("export", help="write the judgments in the canonical format (catch trials apart)")
+    ex = sub.add_parser("export", help="write the judgments in the canonical format (catch trials apart)",
+                        description="Write the judgments of triplets and gold triplets to OUT in the canonical format "
+                                    "(source=perface-annotate; gold rows with is_gold/gold_choice). Catch trials are "
+                                    "never in OUT: they are written to OUT's name + '_catch' in the same format "
+                                    "(--catch-out FILE to choose, --no-catch to leave them out).")
     ex.add_argument("--db", required=True, metavar="CAMPAIGN.sqlite")
     ex.add_argument("--out", required=True, help="judgments file to write (.csv or .parquet)")
     ex.add_argument("--catch-out", metavar="FILE",
