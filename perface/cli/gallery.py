@@ -3,7 +3,8 @@
 
 Identity: the label file's ``identity`` column when the image is listed, else the image's folder name. Several
 images per identity are averaged and re-normalised, once with the perceptual model (``--model``) and once with
-the identity model (``base``). Images without a usable face are recorded in the gallery and skipped.
+the identity model (``base``). Images without a usable face are recorded in the gallery and skipped. The work is
+done by :func:`perface.selection.build_gallery_file` and :class:`perface.selection.Gallery`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from perface.cli.options import (add_batch_options, add_face_options, add_model_option, load_model, pool_workers,
-                                 progress_enabled)
+from perface.cli.options import (add_batch_options, add_face_options, add_model_option, add_output_options,
+                                 load_model, progress_enabled)
 from perface.errors import UsageError
-from perface.io.files import collect_images
-from perface.progress import bars
+from perface.selection.gallery import Gallery, build_gallery_file
 
 
 def add_parser(sub) -> None:
@@ -56,7 +55,7 @@ def add_parser(sub) -> None:
     i = gsub.add_parser("info", help="describe a gallery file", description="Identities, models, attributes, "
                                                                            "threshold and default band of a gallery.")
     i.add_argument("gallery", metavar="FILE.parquet")
-    i.add_argument("--json", action="store_true", help="print JSON")
+    add_output_options(i, report=False)
     i.set_defaults(func=run_info)
 
     p.set_defaults(func=_missing_subcommand)
@@ -67,69 +66,16 @@ def _missing_subcommand(args) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from perface.selection import Gallery
-
-    out = Path(args.out)
-    if out.suffix.lower() != ".parquet":
-        raise UsageError(f"--out {args.out}: the gallery must be a .parquet file")
-    if not 0.0 < args.far < 1.0:
-        raise UsageError(f"--far {args.far:g}: expected a rate strictly between 0 and 1, e.g. 1e-3")
-    if args.max_identity_sim is not None and not -1.0 <= args.max_identity_sim <= 1.0:
-        raise UsageError(f"--max-identity-sim {args.max_identity_sim:g}: a cosine similarity in [-1, 1]")
-    if args.labels and not Path(args.labels).is_file():
-        raise FileNotFoundError(2, "label file not found", args.labels)
-    if args.pairs and not Path(args.pairs).is_file():
-        raise FileNotFoundError(2, "pairs file not found", args.pairs)
-    missing = [p for p in args.paths if not Path(p).exists()]
-    if missing:
-        raise FileNotFoundError(2, "no such file or folder", missing[0])
-    found = collect_images(args.paths)
-    for note in found.notes():
-        print(f"perface: {note}", file=sys.stderr)
-    images = found.files
-    model = load_model(args)
-    identity_model = model if args.identity_model == args.model else load_model(args, args.identity_model)
-    with bars(progress_enabled(args)) as factory:
-        gallery = Gallery.build(images, model, identity_model, labels=args.labels,
+    result = build_gallery_file(args.paths, args.out, model=args.model, identity_model=args.identity_model,
+                                loader=lambda name: load_model(args, name), labels=args.labels,
                                 max_identity_sim=args.max_identity_sim, far=args.far, pairs=args.pairs,
-                                pairs_root=args.pairs_root, model_source=args.model,
-                                identity_model_source=args.identity_model, batch_size=args.batch_size,
-                                workers=pool_workers(args, len(images)), cache=not args.no_cache, progress=factory)
-    gallery.save(out)
-    search = gallery.search(args.index)  # trains and keeps the FAISS index when one is used
-    t = gallery.threshold
-    band = gallery.default_band
-    lines = [f"perface: {len(images)} images -> {len(gallery)} identities ({int(gallery.n_images.sum())} images used, "
-             f"{len(gallery.failures)} left out); wrote {out}"]
-    why = gallery.info.get("reid_threshold_error")
-    lines.append(f"perface: re-identification threshold {t.describe()}" if t else
-                 f"perface: warning: no re-identification threshold stored ({why}); "
-                 "'perface select' will need --max-identity-sim")
-    if band:
-        lines.append(f"perface: default band {band.lo:.4f}:{band.hi:.4f} ({band.source})")
-    if search.kind == "faiss":
-        lines.append(f"perface: FAISS index ({search.nlist} lists) kept in {gallery.index_path()}")
-    print("\n".join(lines), file=sys.stderr)
+                                pairs_root=args.pairs_root, index=args.index, batch_size=args.batch_size,
+                                workers=args.workers, cache=not args.no_cache, progress=progress_enabled(args))
+    print("\n".join(f"perface: {line}" for line in result.notes + result.lines()), file=sys.stderr)
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from perface.selection import Gallery
-
     gallery = Gallery.load(args.gallery)
-    summary = gallery.summary()
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-    t, band = gallery.threshold, gallery.default_band
-    pm, im = summary["perceptual_model"] or {}, summary["identity_model"] or {}
-    print(f"gallery          {args.gallery}")
-    print(f"identities       {summary['identities']} ({summary['images_used']} images, "
-          f"{summary['images_left_out']} left out)")
-    print(f"perceptual model {pm.get('name')} ({pm.get('source')})")
-    print(f"identity model   {im.get('name')} ({im.get('source')})")
-    for a, counts in summary["attributes"].items():
-        print(f"attribute        {a}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    print(f"threshold        {t.describe() if t else 'none (' + str(summary['reid_threshold_error']) + ')'}")
-    print(f"default band     {f'{band.lo:.4f}:{band.hi:.4f} ({band.source})' if band else 'none'}")
+    print(json.dumps(gallery.summary(), indent=2) if args.json else "\n".join(gallery.summary_lines()))
     return 0

@@ -28,18 +28,25 @@ import hashlib
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from perface.selection.band import Band, gallery_band
-from perface.errors import GalleryError, SelectionError
+from perface.errors import GalleryError, SelectionError, SettingsError
+from perface.evaluation.embedding_cache import embed_paths
+from perface.face.batch import auto_workers
+from perface.io.files import collect_images
 from perface.io.labels import LabelTable, identity_from_path, read_labels
+from perface.loading import list_models, load
+from perface.selection.band import Band, gallery_band
+from perface.selection.search import EXACT_LIMIT, FaissSearch, faiss_available, make_search
+from perface.progress import bars
 from perface.selection.threshold import DEFAULT_FAR, ReidThreshold, reid_threshold
 
-__all__ = ["GALLERY_FORMAT", "Gallery", "model_record"]
+__all__ = ["GALLERY_FORMAT", "Gallery", "GalleryBuild", "build_gallery_file", "model_record"]
 
 GALLERY_FORMAT = 1
 META_KEY = b"perface.gallery"
@@ -57,8 +64,6 @@ def model_record(model, source: str | None = None) -> dict:
     """What a gallery remembers about a model: ``name``, ``source`` (how to load it again: a model name or an
     absolute file path, None if unknown), ``identity`` (hash of its weights) and ``embedding_dim``."""
     if source is None:
-        from perface.loading import list_models
-
         name = getattr(model, "name", "")
         path = getattr(model, "path", None)
         source = name if name in list_models() else (str(Path(path).resolve()) if path else None)
@@ -155,8 +160,6 @@ class Gallery:
     # --- search -----------------------------------------------------------------------------------------------
     def search(self, kind: str = "auto", **options):
         """The perceptual-embedding search (:func:`perface.selection.search.make_search`), built once per kind."""
-        from perface.selection.search import EXACT_LIMIT, faiss_available, make_search
-
         resolved = kind
         if kind == "auto":
             resolved = "faiss" if len(self) > EXACT_LIMIT and faiss_available() else "exact"
@@ -166,8 +169,6 @@ class Gallery:
             sidecar = self.index_path() if resolved == "faiss" else None
             content = self.info.get("content_sha256")
             if sidecar is not None and content:
-                from perface.selection.search import FaissSearch
-
                 search = FaissSearch.load(sidecar, self.perceptual, content, **options) if sidecar.is_file() else None
                 if search is None:
                     search = make_search(self.perceptual, resolved, **options)
@@ -195,10 +196,18 @@ class Gallery:
                     f"{' (' + rec['source'] + ')' if rec.get('source') else ''}, not {getattr(given, 'name', '?')!r}: "
                     f"pass {option} {rec.get('source') or rec.get('name')} or rebuild the gallery with this model")
 
-    def load_models(self, model=None, identity_model=None, **load_options) -> tuple:
-        """``(perceptual model, identity model)``: the given ones, else the ones recorded in the gallery
-        (loaded with :func:`perface.load`); checked against the gallery either way."""
-        from perface.loading import load
+    def load_models(self, model=None, identity_model=None, loader: Callable[[str], object] | None = None,
+                    **load_options) -> tuple:
+        """``(perceptual model, identity model)``: the given ones, else the ones recorded in the gallery, loaded
+        with ``loader(source)`` (default :func:`perface.load` with ``load_options``: ``threads``, face options);
+        checked against the gallery either way.
+
+        Raises:
+            GalleryError: the gallery does not record how to load a model, or a model does not match it.
+        """
+        if loader is None:
+            def loader(source: str):
+                return load(source, **load_options)
 
         out = []
         for given, key, option in _model_slots(model, identity_model):
@@ -212,7 +221,7 @@ class Gallery:
                 if key == "identity_model" and out and shared:
                     given = out[0]
                 else:
-                    given = load(source, **load_options)
+                    given = loader(source)
             out.append(given)
         self.check_models(*out)
         return tuple(out)
@@ -245,9 +254,6 @@ class Gallery:
         Raises:
             GalleryError: no image with a usable face; a label file problem.
         """
-        from perface.evaluation.embedding_cache import embed_paths
-        from perface.loading import load
-
         files = [os.fspath(p) for p in images]
         if not files:
             raise GalleryError("no images to build a gallery from")
@@ -446,3 +452,112 @@ class Gallery:
             "reid_threshold_error": self.info.get("reid_threshold_error"),
             "between_identity_similarity": self.info.get("between_identity_similarity"),
         }
+
+    def summary_lines(self) -> list[str]:
+        """What ``perface gallery info`` prints."""
+        summary = self.summary()
+        t, band = self.threshold, self.default_band
+        pm, im = summary["perceptual_model"] or {}, summary["identity_model"] or {}
+        out = [f"gallery          {self.path}",
+               f"identities       {summary['identities']} ({summary['images_used']} images, "
+               f"{summary['images_left_out']} left out)",
+               f"perceptual model {pm.get('name')} ({pm.get('source')})",
+               f"identity model   {im.get('name')} ({im.get('source')})"]
+        out += [f"attribute        {a}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                for a, counts in summary["attributes"].items()]
+        out.append(f"threshold        {t.describe() if t else 'none (' + str(summary['reid_threshold_error']) + ')'}")
+        out.append(f"default band     {f'{band.lo:.4f}:{band.hi:.4f} ({band.source})' if band else 'none'}")
+        return out
+
+
+@dataclass
+class GalleryBuild:
+    """What :func:`build_gallery_file` made.
+
+    Attributes:
+        gallery: The gallery (saved to ``out``).
+        out: The gallery file.
+        n_images: Images found under the inputs.
+        search: ``"exact"``, or ``"faiss"`` when a FAISS index was trained and kept beside the gallery.
+        notes: Things found while listing the images (link loops, duplicate files).
+    """
+
+    gallery: Gallery
+    out: Path
+    n_images: int
+    search: str = "exact"
+    nlist: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """What ``perface gallery build`` reports (on stderr: the gallery file is the output)."""
+        g = self.gallery
+        out = [f"{self.n_images} images -> {len(g)} identities ({int(g.n_images.sum())} images used, "
+               f"{len(g.failures)} left out); wrote {self.out}"]
+        t = g.threshold
+        out.append(f"re-identification threshold {t.describe()}" if t else
+                   f"warning: no re-identification threshold stored ({g.info.get('reid_threshold_error')}); "
+                   "'perface select' will need --max-identity-sim")
+        if g.default_band:
+            out.append(f"default band {g.default_band.lo:.4f}:{g.default_band.hi:.4f} ({g.default_band.source})")
+        if self.search == "faiss":
+            out.append(f"FAISS index ({self.nlist} lists) kept in {g.index_path()}")
+        return out
+
+
+def build_gallery_file(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, model: object = "base",
+                       identity_model: object = "base", loader: Callable[[str], object] | None = None,
+                       labels: str | os.PathLike | None = None, max_identity_sim: float | None = None,
+                       far: float = DEFAULT_FAR, pairs: str | os.PathLike | None = None,
+                       pairs_root: str | os.PathLike | None = None, index: str = "auto", batch_size: int = 32,
+                       workers: int | None = None, cache: bool = True, progress: bool | None = None) -> GalleryBuild:
+    """``perface gallery build``: check the request, embed the images (:meth:`Gallery.build`) and save the gallery.
+
+    Args:
+        paths: Image files and folders (searched recursively, following links).
+        out: The gallery file (``.parquet``); a FAISS index, when one is used, is kept beside it.
+        model, identity_model: Perceptual and identity model: a loaded model or a name / file (loaded with
+            ``loader``; the identity model is the perceptual one when both name the same).
+        loader: ``loader(source) -> model`` (default :func:`perface.load`).
+        labels, max_identity_sim, far, pairs, pairs_root: See :meth:`Gallery.build`.
+        index: ``auto``, ``exact`` or ``faiss`` (train the FAISS index now and keep it beside the gallery).
+        batch_size, workers, cache, progress: Embedding options (``workers`` None: one per core for large jobs;
+            ``progress`` None: bars when stderr is a terminal).
+
+    Raises:
+        SettingsError: ``out`` not ``.parquet``; ``far`` not in (0, 1); ``max_identity_sim`` not in [-1, 1].
+        FileNotFoundError: a missing input, label or pairs file.
+        FileCollectionError: no image file in the inputs.
+        GalleryError: no image with a usable face, a bad label file.
+    """
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        raise SettingsError(f"--out {out}: the gallery must be a .parquet file")
+    if not 0.0 < far < 1.0:
+        raise SettingsError(f"--far {far:g}: expected a rate strictly between 0 and 1, e.g. 1e-3")
+    if max_identity_sim is not None and not -1.0 <= max_identity_sim <= 1.0:
+        raise SettingsError(f"--max-identity-sim {max_identity_sim:g}: a cosine similarity in [-1, 1]")
+    if labels and not Path(labels).is_file():
+        raise FileNotFoundError(2, "label file not found", os.fspath(labels))
+    if pairs and not Path(pairs).is_file():
+        raise FileNotFoundError(2, "pairs file not found", os.fspath(pairs))
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError(2, "no such file or folder", os.fspath(missing[0]))
+    found = collect_images(paths)
+    loader = loader or load
+    perceptual = loader(model) if isinstance(model, (str, os.PathLike)) else model
+    if identity_model is None or identity_model == model:
+        identity = perceptual
+    else:
+        identity = loader(identity_model) if isinstance(identity_model, (str, os.PathLike)) else identity_model
+    with bars(progress) as factory:
+        gallery = Gallery.build(found.files, perceptual, identity, labels=labels, max_identity_sim=max_identity_sim,
+                                far=far, pairs=pairs, pairs_root=pairs_root,
+                                model_source=model if isinstance(model, str) else None,
+                                identity_model_source=identity_model if isinstance(identity_model, str) else None,
+                                batch_size=batch_size, workers=auto_workers(len(found.files), workers), cache=cache,
+                                progress=factory)
+    gallery.save(out)
+    search = gallery.search(index)  # trains and keeps the FAISS index when one is used
+    return GalleryBuild(gallery, out, len(found.files), search.kind, getattr(search, "nlist", None), found.notes())

@@ -1,4 +1,5 @@
-"""``selection_report``: how a selection policy behaves over many targets.
+"""``selection_report``: how a selection policy behaves over many targets; its text (:func:`summary_lines`) and
+its ``--report DIR`` folder (:func:`write_report`: ``report.md``, ``metrics.json``, ``selections.parquet``, a plot).
 
 * **confusion share**: of all selected (target, candidate) pairs, the share the identity model would take for
   the same person, i.e. identity similarity ``>= T``, recomputed here from the target's and the gallery's
@@ -11,16 +12,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from perface.selection.band import Band
 from perface.selection.gallery import Gallery
 from perface.selection.select import EXCLUSION_REASONS, Selection
 from perface.selection.threshold import ReidThreshold
 
-__all__ = ["distribution", "selection_report"]
+__all__ = ["distribution", "selection_report", "selections_table", "summary_lines", "write_report"]
+
+#: Targets listed in report.md (all are in selections.parquet and metrics.json).
+MAX_MD_TARGETS = 100
 
 
 def distribution(values, bins: int = 10, range_: tuple[float, float] | None = None) -> dict:
@@ -114,3 +122,132 @@ def selection_report(selections: Sequence[Selection], gallery: Gallery, failures
     if per_target:
         report["per_target"] = rows
     return report
+
+
+def summary_lines(r: dict) -> list[str]:
+    """The text ``perface select --summary`` prints for a :func:`selection_report` dict."""
+    b = r["band"] or {}
+    t = r["threshold"] or {}
+    sp = r["selected_perceptual_similarity"]
+    si = r["selected_identity_similarity"]
+    conf = r["confusion"]
+    nc = r["no_candidate"]
+    left_out = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(r["unusable"]["by_status"].items()))
+    band = f"{b['lo']:.4f}:{b['hi']:.4f}" if b else "none"
+    out = [f"targets                 {r['n_targets']} ({r['n_usable']} used"
+           + (f"; left out: {left_out})" if left_out else ")"),
+           f"gallery                 {r['gallery_size']} identities; band {band}; T {t.get('value', float('nan')):.5f}; "
+           f"top {r['top']}" + (f"; same {','.join(r['same'])}" if r["same"] else ""),
+           f"selections              {r['n_selections']}",
+           f"confused with target    {conf['confused']} ({conf['share']:.2%}) at identity similarity >= T",
+           f"own identity selected   {r['own_identity_selected']}",
+           f"no candidate            {nc['count']} targets ({nc['rate']:.2%})" if nc["rate"] is not None
+           else "no candidate            -"]
+    if sp.get("n"):
+        out.append(f"selected perceptual sim mean {sp['mean']:.4f}, median {sp['median']:.4f}, p05 {sp['p05']:.4f}, "
+                   f"p95 {sp['p95']:.4f}, min {sp['min']:.4f}, max {sp['max']:.4f}")
+        out.append(f"selected identity sim   mean {si['mean']:.4f}, median {si['median']:.4f}, max {si['max']:.4f}")
+    out.append("excluded (all targets)  " + ", ".join(f"{k} {v}" for k, v in r["excluded"].items()))
+    return out
+
+
+def selections_table(selections: Sequence[Selection], failures: Sequence[dict] = ()) -> pd.DataFrame:
+    """One row per (target, candidate), one per target without a candidate and one per unusable target.
+
+    Columns: ``target``, ``status`` (``ok``, ``no_candidate``, or why the target was unusable: ``no_face``,
+    ``error``, ``attribute_unknown``), ``error``, ``target_identity``, ``rank`` (1 = best), ``identity``,
+    ``perceptual_similarity``, ``identity_similarity``, ``n_images`` and ``candidate_<attribute>`` per gallery
+    attribute (null where there is no candidate).
+    """
+    rows = []
+    for sel in selections:
+        base = {"target": sel.target.name, "status": "ok" if sel.candidates else "no_candidate", "error": "",
+                "target_identity": sel.target.identity}
+        if not sel.candidates:
+            rows.append(base)
+        for c in sel.candidates:
+            rows.append({**base, "rank": c.rank, "identity": c.identity,
+                         "perceptual_similarity": c.perceptual_similarity,
+                         "identity_similarity": c.identity_similarity, "n_images": c.n_images,
+                         **{f"candidate_{k}": v for k, v in c.attributes.items()}})
+    for f in failures:
+        rows.append({"target": f.get("path"), "status": f.get("status", "error"), "error": f.get("error", ""),
+                     "target_identity": None})
+    columns = ["target", "status", "error", "target_identity", "rank", "identity", "perceptual_similarity",
+               "identity_similarity", "n_images"]
+    frame = pd.DataFrame(rows)
+    for c in columns:
+        if c not in frame.columns:
+            frame[c] = None
+    frame = frame[columns + sorted(c for c in frame.columns if c not in columns)]
+    frame["rank"] = frame["rank"].astype("Int64")
+    frame["n_images"] = frame["n_images"].astype("Int64")
+    for c in ("perceptual_similarity", "identity_similarity"):
+        frame[c] = frame[c].astype(float)
+    return frame
+
+
+def _plot(report: dict, table: pd.DataFrame, path: Path) -> None:
+    """Histograms of the selected candidates' perceptual similarity (with the band) and identity similarity
+    (with T). Drawn on a bare matplotlib Figure: no display or pyplot backend needed."""
+    from matplotlib.figure import Figure
+
+    ok = table[table["status"] == "ok"]
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    band, t = report["band"], report["threshold"]
+    left.hist(ok["perceptual_similarity"].to_numpy(), bins=30, color="tab:blue")
+    if band:
+        for x in (band["lo"], band["hi"]):
+            left.axvline(x, color="k", ls="--", lw=1)
+    left.set_xlabel("perceptual similarity to the target (band dashed)")
+    left.set_ylabel("selected candidates")
+    right.hist(ok["identity_similarity"].to_numpy(), bins=30, color="tab:orange")
+    if t:
+        right.axvline(t["value"], color="tab:red", ls="--", lw=1, label=f"T = {t['value']:.4f}")
+        right.legend()
+    right.set_xlabel("identity similarity to the target (must stay < T)")
+    fig.suptitle(f"{report['n_selections']} selections for {report['n_usable']} targets")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write_report(directory: str | os.PathLike, report: dict, selections: Sequence[Selection],
+                 failures: Sequence[dict] = ()) -> Path:
+    """Write ``report.md``, ``metrics.json`` (``report``, the ``--json`` object), ``selections.parquet``
+    (:func:`selections_table`) and ``selected_similarity.png`` into ``directory``.
+
+    Returns:
+        Path of ``report.md``.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = selections_table(selections, failures)
+    table.to_parquet(out / "selections.parquet", index=False)
+    files = ["metrics.json", "selections.parquet"]
+    if report["n_selections"]:
+        _plot(report, table, out / "selected_similarity.png")
+        files.append("selected_similarity.png")
+    lines = ["# perface select", "", "```", *summary_lines(report), "```", ""]
+    if report["n_selections"]:
+        lines += ["![selected similarities](selected_similarity.png)", ""]
+    per_target = report.get("per_target") or []
+    if per_target:
+        shown = per_target[:MAX_MD_TARGETS]
+        if len(shown) < len(per_target):
+            lines += [f"First {len(shown)} of {len(per_target)} targets (all of them: selections.parquet):", ""]
+        lines += ["| target | identity | qualified | candidates | best | best perceptual similarity |",
+                  "|---|---|---|---|---|---|"]
+        for row in shown:
+            best = row["best_perceptual_similarity"]
+            lines.append(f"| {row['target']} | {row['target_identity'] or ''} | {row['qualified']} | "
+                         f"{row['candidates']} | {row['best'] or ''} | {'' if best is None else f'{best:.4f}'} |")
+        lines.append("")
+    if failures:
+        lines += [f"Targets left out ({len(failures)}):", ""]
+        lines += [f"- {f.get('path')}: {f.get('status')}: {f.get('error')}" for f in failures]
+        lines.append("")
+    lines.append("Files: " + ", ".join(f"[{f}]({f})" for f in files) + ".")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    return out / "report.md"

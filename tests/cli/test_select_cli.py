@@ -1,4 +1,5 @@
-"""`perface gallery build|info` and `perface select` on LFW: JSON keys, --report, determinism, one-line errors."""
+"""`perface gallery build|info` and `perface select` on LFW: JSON keys, --summary, --report DIR, determinism,
+one-line errors."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def test_report_over_many_targets(built, lfw, lfw_people, capsys):
     from PIL import Image
 
     Image.new("RGB", (250, 250), "white").save(folder / "wall.png")
-    r = _json(capsys, ["select", str(folder), "--gallery", str(built["gallery"]), "--report", "--json", "--top", "3"])
+    r = _json(capsys, ["select", str(folder), "--gallery", str(built["gallery"]), "--summary", "--json", "--top", "3"])
     assert r["n_targets"] == 16 and r["n_usable"] == 16 - r["unusable"]["count"] >= 13
     assert any(f.endswith("wall.png") for f in r["unusable"]["files"]) and r["unusable"]["by_status"]["no_face"] >= 1
     assert r["confusion"]["confused"] == 0 and r["confusion"]["share"] == 0.0
@@ -101,16 +102,36 @@ def test_report_over_many_targets(built, lfw, lfw_people, capsys):
     sp = r["selected_perceptual_similarity"]
     if sp["n"]:
         assert r["band"]["lo"] <= sp["min"] <= sp["max"] <= r["band"]["hi"]
-    assert main(["select", str(folder), "--gallery", str(built["gallery"]), "--report", "--no-progress"]) == 0
+    assert main(["select", str(folder), "--gallery", str(built["gallery"]), "--summary", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "confused with target    0 (0.00%)" in text and "no candidate" in text
     # --same: a target whose gender nobody knows (not in the gallery, no label file) is counted, not selected
     (folder / "stranger").mkdir(exist_ok=True)
     (folder / "stranger" / "x.jpg").write_bytes((lfw / "images" / "Zico" / "Zico_0001.jpg").read_bytes())
-    g = _json(capsys, ["select", str(folder), "--gallery", str(built["gallery"]), "--report", "--json",
+    g = _json(capsys, ["select", str(folder), "--gallery", str(built["gallery"]), "--summary", "--json",
                        "--same", "gender"])
     assert g["unusable"]["by_status"]["attribute_unknown"] == 1 and g["n_usable"] == r["n_usable"]
     assert g["confusion"]["confused"] == 0 and g["same"] == ["gender"]
+
+    # --report DIR: the same summary in metrics.json, every target in selections.parquet, report.md and a plot
+    out = built["tmp"] / "report"
+    rep = _json(capsys, ["select", str(folder), "--gallery", str(built["gallery"]), "--report", str(out), "--json",
+                         "--same", "gender"])
+    assert rep == json.loads((out / "metrics.json").read_text())
+    assert rep == g
+    table = pd.read_parquet(out / "selections.parquet")
+    ok = table[table["status"] == "ok"]
+    assert len(ok) == rep["n_selections"] and table["target"].nunique() == rep["n_targets"]
+    assert (table["status"] == "no_candidate").sum() == rep["no_candidate"]["count"]
+    assert table.loc[table["status"] == "attribute_unknown", "target"].str.endswith("stranger/x.jpg").tolist() == [True]
+    assert (ok["identity_similarity"] < rep["threshold"]["value"]).all()
+    assert ok["perceptual_similarity"].between(rep["band"]["lo"], rep["band"]["hi"]).all()
+    assert (ok["candidate_gender"].notna()).all() and (ok["identity"] != ok["target_identity"]).all()
+    assert all(list(r) == list(range(1, len(r) + 1)) for _, r in ok.groupby("target")["rank"])
+    md = (out / "report.md").read_text()
+    assert md.startswith("# perface select") and "confused with target    0 (0.00%)" in md
+    assert "selected_similarity.png" in md and (out / "selected_similarity.png").stat().st_size > 10_000
+    assert "wall.png: no_face" in md
 
 
 @pytest.mark.parametrize(
