@@ -14,7 +14,7 @@ seed). The default band runs from its quantile ``1 - min(10%, 1000/N)`` to its q
   target, which an index can search).
 
 The band is one pair of numbers per gallery, the same for every target: a target with an unusual face may find
-few or no identities in it, which ``perface select --report`` counts (the no-candidate rate) instead of hiding.
+few or no identities in it, which ``perface select --summary`` counts (the no-candidate rate) instead of hiding.
 Candidates are ranked by ``|similarity - centre|``, the centre being the band's midpoint.
 """
 

@@ -136,8 +136,8 @@ def summary_lines(r: dict) -> list[str]:
     band = f"{b['lo']:.4f}:{b['hi']:.4f}" if b else "none"
     out = [f"targets                 {r['n_targets']} ({r['n_usable']} used"
            + (f"; left out: {left_out})" if left_out else ")"),
-           f"gallery                 {r['gallery_size']} identities; band {band}; T {t.get('value', float('nan')):.5f}; "
-           f"top {r['top']}" + (f"; same {','.join(r['same'])}" if r["same"] else ""),
+           f"gallery                 {r['gallery_size']} identities; band {band}; "
+           f"T {t.get('value', float('nan')):.5f}; top {r['top']}" + (f"; same {','.join(r['same'])}" if r["same"] else ""),
            f"selections              {r['n_selections']}",
            f"confused with target    {conf['confused']} ({conf['share']:.2%}) at identity similarity >= T",
            f"own identity selected   {r['own_identity_selected']}",

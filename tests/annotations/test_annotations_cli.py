@@ -8,9 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from perface.annotations.aggregate import aggregate_file
+from perface.annotations.ingest import ingest_folder
 from perface.annotations.schema import read_judgments, read_triplets
-from perface.annotations.split import check_disjoint
+from perface.annotations.split import check_disjoint, split_file
+from perface.annotations.stats import file_stats, format_stats
 from perface.cli.main import main
+from perface.errors import AnnotationError, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs" / "triplets").glob("*.yaml"))
@@ -71,6 +75,28 @@ def test_ingest_stats_aggregate(face_root, tmp_path, capsys):
     assert "dropped" in text and "w4" in text
     assert len(read_triplets(tmp_path / "t.csv")) == 4
 
+    # the library calls behind the commands
+    info = file_stats(out / "judgments.csv")
+    text = json.dumps(info)                                      # plain JSON types, no default= needed
+    assert json.dumps(json.loads(text)) == text and '"gold_accuracy": NaN' in text
+    assert [a["annotator_id"] for a in info["per_annotator"]] == ["w1", "w2", "w3", "w4"]
+    text = format_stats(info, top=2)
+    assert "annotators (2 of 4)" in text and "w4" not in text.split("annotators (2 of 4)")[1]
+    run = aggregate_file(out / "judgments.csv", tmp_path / "t2.parquet", min_agreement=0.5, min_compared=1)
+    assert run.to_dict()["dropped_annotators"] == [{"annotator_id": "w4", "reason": "loo_agreement < 0.5"}]
+    assert run.dropped_path == tmp_path / "t2_dropped_annotators.csv" and run.dropped_path.is_file()
+    with pytest.raises(AnnotationError, match="no judgments left"):
+        aggregate_file(out / "judgments.csv", tmp_path / "t3.csv", min_gold_accuracy=0.5, min_agreement=1.0,
+                       min_compared=0)
+    with pytest.raises(SettingsError, match=r"--min-agreement must be between 0 and 1 \(got 1.5\)"):
+        aggregate_file(out / "judgments.csv", tmp_path / "t3.csv", min_agreement=1.5)
+    assert main(["triplets", "aggregate", str(out / "judgments.csv"), "--out", str(tmp_path / "t3.csv"),
+                 "--min-gold-accuracy", "-1"]) == 2
+    assert "--min-gold-accuracy must be between 0 and 1" in _one_line_error(capsys.readouterr().err)
+    with pytest.raises(SettingsError, match="--choice-map values must be a or b"):
+        ingest_folder([export], "generic", tmp_path / "x", root=root, choice_map={"left": "l"})
+    assert not (tmp_path / "x").exists()                         # checked before anything is written
+
     # thresholds during ingest leave the dropped annotator's judgments out of triplets.csv
     assert main(argv + ["--min-agreement", "0.5", "--min-compared", "1", "--out", str(tmp_path / "strict")]) == 0
     assert (read_triplets(tmp_path / "strict" / "triplets.csv")[["n_a", "n_b"]].sum().sum()) < 16
@@ -115,6 +141,12 @@ def test_split_and_sample(data_root, tmp_path, capsys):
     assert check_disjoint(split, identities) == []
     assert main(["triplets", "split", str(tri_path), "--out", str(out), "--fractions", "1,2"]) == 2
     assert "three" in _one_line_error(capsys.readouterr().err)
+    run = split_file(tri_path, tmp_path / "again.csv", seed=3, identities="lfw/gender.csv")
+    assert run.by_identity and run.counts["total"] == 600
+    assert run.counts["dropped"] + sum(run.counts[k] for k in ("train", "val", "test")) == 600
+    assert read_triplets(tmp_path / "again.csv").equals(split)   # the command is this one call
+    with pytest.raises(SettingsError, match="has no 'person' column"):
+        split_file(tri_path, tmp_path / "x.csv", identities="lfw/gender.csv", identity_column="person")
 
     tasks = tmp_path / "tasks.json"
     assert main(["triplets", "sample", "--images", str(data_root / "fairface" / "images"), "--n", "50",

@@ -4,12 +4,14 @@ is never chosen, ranking and results are deterministic."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
-from perface.errors import SelectionError, SettingsError
-from perface.selection import EXCLUSION_REASONS, Band, Gallery, Target, select, select_many
+from perface.errors import SelectionError, SettingsError, UsageError
+from perface.selection import (EXCLUSION_REASONS, Band, Gallery, Target, embed_targets, select, select_files,
+                               select_many, selection_report)
 
 
 def _check(sel, gallery):
@@ -145,3 +147,28 @@ def test_selection_errors(gallery_base, targets_base):
     with pytest.raises(SelectionError, match="--max-identity-sim"):
         select(t, no_t)
     assert select(t, no_t, max_identity_sim=0.9).threshold.value == 0.9
+
+
+def test_select_files_one_target_or_a_summary(gallery_head, head_model, base_model, lfw_split, tmp_path):
+    """select_files (what `perface select` calls) gives select()'s answer for one target and selection_report's
+    for many; it refuses several targets without summary mode."""
+    images = lfw_split["own_targets"][:5]
+    models = {"model": head_model, "identity_model": base_model, "labels": lfw_split["labels"]}
+    one = select_files(images[:1], gallery_head, top=4, **models)
+    assert not one.summary and one.report is None
+    assert one.to_dict() == select(images[0], gallery_head, head_model, identity_model=base_model, top=4,
+                                   labels=lfw_split["labels"]).to_dict()
+    assert one.lines()[0] == f"target    {images[0]} (identity: {lfw_split['gallery_ids'][0]})"
+    many = select_files(images, gallery_head, top=3, summary=True, **models)
+    targets, failures = embed_targets(images, head_model, base_model, labels=lfw_split["labels"])
+    expected = selection_report(select_many(targets, gallery_head, top=3), gallery_head, failures)
+    assert many.to_dict() == expected and many.report["n_targets"] == 5
+    assert many.lines()[0].startswith("targets                 5 (5 used")
+    md = many.write_report(tmp_path / "report")
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text()) == expected and md.name == "report.md"
+    with pytest.raises(UsageError, match="2 targets given.*--summary"):
+        select_files(images[:2], gallery_head, **models)
+    with pytest.raises(SettingsError, match="--band '0.9': expected LO:HI"):
+        select_files(images[:1], gallery_head, band="0.9", **models)
+    with pytest.raises(SettingsError, match=r"--max-identity-sim 2: a cosine similarity in \[-1, 1\]"):
+        select_files(images[:1], gallery_head, max_identity_sim=2.0, **models)
