@@ -22,6 +22,8 @@ import os
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
 
 from perface.annotations.aggregate import aggregate, agreement, annotator_quality
 from perface.annotations.schema import is_judgments_table, read_table, validate_judgments, validate_triplets
@@ -121,9 +123,6 @@ def _describe_line(d: dict) -> str:
 
 
 def _annotator_table(rows: list[dict], total: int, width: int) -> str:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"annotators ({len(rows)} of {total})", title_justify="left")
     for col in ANNOTATOR_COLUMNS:
         table.add_column(col, justify="left" if col == "annotator_id" else "right")

@@ -20,8 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from perface.cache import file_sha256
+from perface.cache import cache_dir, file_sha256
 from perface.errors import SelectionError
+from perface.evaluation.verification import read_pairs, tar_at_far, threshold_at_far
+from perface.io.files import data_root
 
 __all__ = ["DEFAULT_FAR", "ReidThreshold", "default_lfw_pairs", "reid_threshold"]
 
@@ -82,8 +84,6 @@ def default_lfw_pairs() -> tuple[Path, Path]:
     Raises:
         SelectionError: no dataset root, or no ``lfw/pairs.txt`` there.
     """
-    from perface.io.files import data_root
-
     data = data_root(required=False)
     if data is None:
         raise SelectionError("no re-identification threshold: measuring one needs LFW pairs.txt; set PERFACE_DATA "
@@ -95,10 +95,7 @@ def default_lfw_pairs() -> tuple[Path, Path]:
     return pairs, data / "lfw" / "images"
 
 
-
 def _cache_file(model, pairs: Path, far: float) -> Path:
-    from perface.cache import cache_dir
-
     key = model.cache_key(purpose="reid-threshold", format=_FORMAT, pairs=file_sha256(pairs), far=repr(float(far)))
     return cache_dir() / "reid_thresholds" / f"{key[:32]}.json"
 
@@ -123,8 +120,7 @@ def reid_threshold(identity_model, far: float = DEFAULT_FAR, pairs: str | os.Pat
         SelectionError: no pairs file, or too few usable pairs.
         PairsFormatError: a malformed pairs file.
     """
-    from perface.evaluation.evaluate import EmbedOptions, embed_images
-    from perface.evaluation.verification import read_pairs, tar_at_far, threshold_at_far
+    from perface.evaluation.evaluate import EmbedOptions, embed_images  # scikit-learn: only when measuring
 
     if not 0.0 < float(far) < 1.0:
         raise SelectionError(f"FAR {far:g} must lie strictly between 0 and 1 (e.g. 1e-3)")
