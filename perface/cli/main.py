@@ -64,6 +64,12 @@ def report_error(exc: BaseException, prog: str = "perface") -> int:
     if isinstance(exc, KeyboardInterrupt):
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    if isinstance(exc, BrokenPipeError):  # output piped into `head` and the like: not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python's flush at exit quiet
+        except OSError:
+            pass
+        return 0
     if isinstance(exc, PerFaceError):
         msg = " ".join(str(exc).split())  # always one line
         code = 2 if isinstance(exc, (UsageError, SettingsError, FileCollectionError)) else 1

@@ -75,11 +75,14 @@ def load_model(args: argparse.Namespace, model: str | None = None):
     return load(model or args.model, threads=getattr(args, "threads", None), **face_overrides(args))
 
 
-def add_root_option(parser: argparse.ArgumentParser, what: str = "the input file") -> None:
-    """``--root DIR``."""
+def add_root_option(parser: argparse.ArgumentParser, what: str = "the input file", dataset_root: bool = False) -> None:
+    """``--root DIR``: the folder the image paths in ``what`` are relative to. Its default is the
+    :func:`perface.io.files.resolve_root` rule, or (``dataset_root``, for annotation files, whose paths are
+    relative to a dataset) :func:`perface.io.files.data_root`."""
+    default = ("the dataset root, $PERFACE_DATA" if dataset_root else
+               f"the first of {what}'s folder, its images/ subfolder and $PERFACE_DATA that holds the first image")
     parser.add_argument("--root", default=None, metavar="DIR",
-                        help=f"folder the image paths in {what} are relative to (default: the first of {what}'s "
-                             "folder, its images/ subfolder and $PERFACE_DATA that holds the first image)")
+                        help=f"folder the image paths in {what} are relative to (default: {default})")
 
 
 def add_output_options(parser: argparse.ArgumentParser, report: bool = True) -> None:

@@ -40,9 +40,7 @@ __all__ = ["add_dataset_root_option", "add_parser", "add_quality_options"]
 def add_dataset_root_option(parser: argparse.ArgumentParser, what: str) -> None:
     """The shared ``--root DIR`` with the annotation files' default: the dataset root
     (:func:`perface.io.files.data_root`: ``$PERFACE_DATA``, else ``shared/data`` beside a source checkout)."""
-    add_root_option(parser, what)
-    parser._option_string_actions["--root"].help = (
-        f"folder the image paths in {what} are relative to (default: the dataset root, $PERFACE_DATA)")
+    add_root_option(parser, what, dataset_root=True)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
