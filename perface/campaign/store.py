@@ -5,9 +5,11 @@ write-ahead log and fsyncs it before ``COMMIT`` returns, and the server acknowle
 that. ``synchronous=NORMAL`` would survive a killed process too (the log is in the OS page cache), but not
 a power cut or kernel crash, which can lose the last commits; an acknowledged judgment is a promise to
 the annotator (and often a payment), so FULL it is. Its cost is one fsync per commit (0.1 to 4 ms on this
-machine's disk), which one writer thread amortises by **group commit**: all database work runs on that
-thread, which takes every request waiting in its queue, runs each in its own SAVEPOINT inside one
-transaction (a failing request rolls back alone), commits once, and only then answers them all.
+machine's disk), amortised by **group commit**: the requests waiting together run each in its own
+SAVEPOINT inside one transaction (a failing request rolls back alone), with one COMMIT, and only then are
+they answered. While the web app runs, this happens on its event loop's own thread, once per loop turn
+(:meth:`CampaignStore.attach_loop`: no thread hand-off per request; the loop waits for the fsync);
+otherwise on a writer thread of the store.
 
 **Schema** (version :data:`SCHEMA_VERSION`, in table ``schema_version``):
 
@@ -30,15 +32,15 @@ block of ``round(1/R)`` trials; else, with probability ``gold_rate``, a gold tri
 seen; else the regular triplet with the fewest judgments + open assignments (< K) the annotator has not
 seen (ties broken at random among the 64 first in a fixed shuffled order). Answering tops the annotator's
 open assignments up in the same transaction, so asking for the next one usually writes nothing. Open
-assignments older than
-the timeout stop holding their triplet's slot (``expired``); an answer to an expired assignment is still
-stored while the triplet has room, else refused with 409. All randomness is drawn from HMAC(campaign
+assignments older than the timeout stop holding their triplet's slot (``expired``); an answer to an
+expired assignment is still stored while the triplet has room, else refused with 409. All randomness is drawn from HMAC(campaign
 secret, annotator, position), so the state in the database alone decides what comes next: a restarted
 server resumes exactly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -147,8 +149,9 @@ def _other(side: str) -> str:
 
 
 class CampaignStore:
-    """One campaign database, safe to share between threads: a writable store runs every statement on its own
-    writer thread (group commit, see the module doc); a read-only one serialises on a lock.
+    """One campaign database, safe to share between threads: a writable store runs every transaction on one
+    thread, its writer thread or the event loop it is attached to (group commit, see the module doc); a
+    read-only one serialises on a lock.
 
     Args:
         path: The SQLite file.
@@ -182,6 +185,7 @@ class CampaignStore:
         self._last_sweep = 0.0
         self._catch_images: list[int] = []
         self._writer = None
+        self._owner: _LoopOwner | None = None
         if tables and "schema_version" not in tables:
             self._db.close()
             raise CampaignError(f"{self.path} is an SQLite file but not a perface campaign database; pass "
@@ -229,21 +233,51 @@ class CampaignStore:
         self._run(create)
 
     def close(self) -> None:
-        """Stop the writer thread (after the work queued before) and close the connection."""
+        """Stop the writer (after the work queued before) and close the connection."""
+        self.detach_loop(restart_writer=False)
         if self._writer is not None:
             self._writer.stop()
+            self._writer = None
         with self._lock:
             self._db.close()
 
+    def attach_loop(self) -> None:
+        """Move the store's work onto the running asyncio event loop (call from inside it, e.g. at app start-up).
+
+        From then on every transaction runs on the loop thread itself, all requests that arrived in one loop
+        turn in one transaction (group commit without any thread hand-off); other threads' calls are passed to
+        the loop. :meth:`detach_loop` moves the work back to a writer thread.
+        """
+        if self._writer is None and self._owner is None:
+            raise CampaignError("attach_loop on a read-only campaign store")
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        self._owner = _LoopOwner(self._db, asyncio.get_running_loop())
+
+    def detach_loop(self, restart_writer: bool = True) -> None:
+        """Finish the loop's queued work and move the store back to a writer thread."""
+        if self._owner is None:
+            return
+        owner, self._owner = self._owner, None
+        owner.close()
+        if restart_writer:
+            self._writer = _Writer(self._db)
+
     def _run(self, fn):
         """Run ``fn(connection)`` in a transaction and return its result (after COMMIT)."""
+        if self._owner is not None and self._owner.on_loop():
+            return self._owner.run_now(fn)
         return self.run_async(fn).result()
 
     def run_async(self, fn) -> Future:
-        """Queue ``fn(connection)`` on the writer thread; the future resolves after its transaction commits.
+        """Queue ``fn(connection)``; the future resolves after its transaction commits.
 
-        On a read-only store it runs at once, under the lock.
+        The work runs on the event loop after :meth:`attach_loop`, else on the writer thread; on a read-only
+        store it runs at once, under the lock.
         """
+        if self._owner is not None:
+            return self._owner.submit(fn)
         if self._writer is not None:
             return self._writer.submit(fn)
         fut: Future = Future()
@@ -559,39 +593,105 @@ class _Writer:
                 return
 
     def _round(self, batch) -> None:
-        db = self.db
+        _run_round(self.db, batch)
+
+
+def _run_round(db: sqlite3.Connection, batch) -> None:
+    """One group commit: every ``(fn, future)`` of ``batch`` in its own SAVEPOINT of one transaction, one
+    ``COMMIT``, then the futures are resolved (all failed if the commit failed)."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except BaseException as exc:  # noqa: BLE001 - every waiting request learns it
+        for _, fut in batch:
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(exc)
+        return
+    done = []
+    for fn, fut in batch:
+        if not fut.set_running_or_notify_cancel():
+            continue
+        db.execute("SAVEPOINT request")
         try:
-            db.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:  # noqa: BLE001 - every waiting request learns it
-            for _, fut in batch:
-                fut.set_exception(exc)
-            return
-        done = []
-        for fn, fut in batch:
-            if not fut.set_running_or_notify_cancel():
-                continue
-            db.execute("SAVEPOINT request")
-            try:
-                result = fn(db)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
-                db.execute("ROLLBACK TO request")
-                db.execute("RELEASE request")
-                done.append((fut, None, exc))
-            else:
-                db.execute("RELEASE request")
-                done.append((fut, result, None))
+            result = fn(db)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            db.execute("ROLLBACK TO request")
+            db.execute("RELEASE request")
+            done.append((fut, None, exc))
+        else:
+            db.execute("RELEASE request")
+            done.append((fut, result, None))
+    try:
+        db.execute("COMMIT")
+    except BaseException as exc:  # noqa: BLE001
         try:
-            db.execute("COMMIT")
-        except BaseException as exc:  # noqa: BLE001
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        for fut, _, _ in done:
+            fut.set_exception(exc)
+        return
+    for fut, result, exc in done:
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
+
+
+class _LoopOwner:
+    """Runs a store's transactions on an asyncio loop's own thread: the work queued during one loop turn is
+    committed together in a callback scheduled for the end of that turn (group commit, no thread hand-off;
+    the loop waits for the fsync, 0.1 to a few ms). Calls from other threads are passed to the loop."""
+
+    def __init__(self, db: sqlite3.Connection, loop: asyncio.AbstractEventLoop):
+        self.db, self.loop = db, loop
+        self.thread_id = threading.get_ident()
+        self.pending: list = []
+        self.scheduled = False
+
+    def on_loop(self) -> bool:
+        return threading.get_ident() == self.thread_id
+
+    def submit(self, fn) -> Future:
+        fut: Future = Future()
+        if self.on_loop():
+            self._add(fn, fut)
+        else:
             try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            for fut, _, _ in done:
-                fut.set_exception(exc)
-            return
-        for fut, result, exc in done:
-            if exc is None:
-                fut.set_result(result)
-            else:
-                fut.set_exception(exc)
+                self.loop.call_soon_threadsafe(self._add, fn, fut)
+            except RuntimeError:  # the loop is closed
+                fut.set_exception(CampaignError("the campaign server has stopped"))
+        return fut
+
+    def run_now(self, fn):
+        """On the loop thread: commit what is queued, then run ``fn`` in its own transaction."""
+        fut: Future = Future()
+        self.pending.append((fn, fut))
+        self._flush()
+        return fut.result()
+
+    def _add(self, fn, fut: Future) -> None:
+        self.pending.append((fn, fut))
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        batch, self.pending = self.pending, []
+        if batch:
+            _run_round(self.db, batch)
+
+    def close(self) -> None:
+        if self.on_loop():
+            self._flush()
+        elif self.loop.is_running():
+            done = threading.Event()
+
+            def flush_and_signal():
+                self._flush()
+                done.set()
+
+            self.loop.call_soon_threadsafe(flush_and_signal)
+            done.wait(10)
+        else:
+            self._flush()
