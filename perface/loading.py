@@ -1,7 +1,7 @@
 """``perface.load``: one entry point for every kind of model PerFace understands.
 
 * ``"base"``: dlib's face-recognition ResNet with its packaged weights (the default).
-* a registry name with packaged weights (``"dlib_resnet"``).
+* a registry name with packaged weights (``BackboneSpec.packaged_weights``: ``"dlib_resnet"``).
 * ``*.pt``: a model saved by :meth:`perface.model.PerFace.save`.
 * ``*.ckpt``: a Lightning checkpoint written by ``scripts/train.py`` (loaded without Lightning).
 * ``*.onnx``: a PerFace export (run with ONNX Runtime, no torch) or an insightface recognition model
@@ -14,10 +14,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from perface.backbones.registry import get_backbone_spec, list_backbones
+from perface.backbones.registry import backbone_for_weights, get_backbone_spec, list_backbones
 from perface.errors import ModelLoadError, UnknownBackboneError
 
 BASE = "base"
+#: The backbone ``"base"`` stands for.
+BASE_BACKBONE = "dlib_resnet"
 
 
 def list_models() -> list[str]:
@@ -25,27 +27,36 @@ def list_models() -> list[str]:
     return [BASE, *list_backbones()]
 
 
-def load(model: str | os.PathLike = BASE, *, device: str | None = None, detector: str = "hog", upsample: int = 0,
-         max_side: int = 1024, threads: int | None = None):
-    """Load a model with its preprocessing.
+def load(model: str | os.PathLike = BASE, *, device: str | None = None, threads: int | None = None,
+         detector: str | None = None, upsample: int | str | None = None, max_side: int | None = None,
+         face: str | int | None = None, on_no_face: str | None = None):
+    """Load a model with all of its preprocessing: how faces are found and chosen, and how chips are made.
+
+    Face options recorded with the weights (``.pt``, ``.ckpt``, PerFace ONNX) are used as they are; the
+    keyword arguments below override them (None keeps the recorded or default value, see
+    :class:`perface.preprocessing.FaceOptions`).
 
     Args:
         model: ``"base"``, a registry name, or a path (``.pt``, ``.ckpt``, ``.onnx``, ``.pth``).
         device: torch device (``"cpu"``, ``"cuda"``); default: CPU. Ignored for ONNX models.
-        detector: Face detector, ``"hog"``, ``"cnn"`` or ``"hog+cnn"`` (CNN where HOG finds none).
-        upsample: Detector upsampling steps (0 finds faces of about 80 px and larger).
-        max_side: Detection runs on a copy at most this many pixels on its longer side.
         threads: Intra-op threads (ONNX Runtime session / torch); None keeps the library default.
+        detector: ``"hog"``, ``"cnn"`` or ``"hog+cnn"`` (the CNN only where HOG finds none).
+        upsample: Detector upsampling steps, or ``"auto"``.
+        max_side: Detection runs on a copy at most this many pixels on its longer side.
+        face: ``"largest"``, ``"center"``, ``"all"`` or an index.
+        on_no_face: ``"error"``, ``"skip"`` or ``"whole-image"``.
 
     Returns:
         A :class:`perface.model.PerFace` (torch) or :class:`perface.onnx_model.OnnxPerFace`; both offer
-        ``embed``, ``score``, ``compare``, ``detect`` and ``embed_faces``.
+        ``embed``, ``score``, ``compare``, ``detect``, ``embed_faces`` and ``face_options``.
 
     Raises:
         UnknownBackboneError: an unknown name that is not a file.
         ModelLoadError: a file that cannot be read as a model.
+        SettingsError: an invalid face option.
     """
-    face_options = {"detector": detector, "upsample": upsample, "max_side": max_side}
+    overrides = {"detector": detector, "upsample": upsample, "max_side": max_side, "face": face,
+                 "on_no_face": on_no_face}
     text = os.fspath(model)
     path = Path(text).expanduser()
     if not path.exists() and not any(sep in text for sep in ("/", os.sep)) and "." not in Path(text).name:
@@ -68,16 +79,16 @@ def load(model: str | os.PathLike = BASE, *, device: str | None = None, detector
             torch.set_num_threads(int(threads))
         if device is not None:
             result = result.to(device)
-    return result.configure_faces(**face_options)
+    return result.configure_faces(**overrides)
 
 
 def _load_named(name: str):
     from perface.model import PerFace
 
     if name == BASE:
-        return PerFace(backbone="dlib_resnet", name=BASE)
+        return PerFace(backbone=BASE_BACKBONE, name=BASE)
     spec = get_backbone_spec(name)  # raises UnknownBackboneError with suggestions
-    if name == "dlib_resnet":
+    if spec.packaged_weights:
         return PerFace(backbone=name, name=name)
     raise UnknownBackboneError(
         f"{name!r} has no packaged weights ({spec.description}); load a weights file instead, e.g. "
@@ -96,14 +107,7 @@ def _load_onnx(path: Path, threads: int | None):
         from perface.onnx_model import OnnxPerFace
 
         return OnnxPerFace(path, threads=threads)
-    from perface.backbones.insightface_import import load_insightface_onnx
-    from perface.model import PerFace
-
-    backbone = load_insightface_onnx(path)
-    depth = getattr(backbone, "depth", None)
-    model = PerFace(backbone=f"iresnet{depth}" if depth else "iresnet50", pretrained=False, name=path.stem)
-    model.backbone = backbone.eval()
-    return model
+    return _load_backbone_weights(path)
 
 
 def _load_torch_file(path: Path):
@@ -127,10 +131,13 @@ def _load_torch_file(path: Path):
             raise ModelLoadError(f"{path}: weights do not fit the recorded config ({exc}); the file is damaged") from None
     if path.suffix.lower() == ".ckpt":
         raise ModelLoadError(f"{path}: Lightning checkpoint without PerFace metadata; it was not written by scripts/train.py")
-    from perface.backbones.insightface_import import load_arcface_torch_pth
+    return _load_backbone_weights(path)
 
-    backbone = load_arcface_torch_pth(path)
-    depth = getattr(backbone, "depth", None)
-    model = PerFace(backbone=f"iresnet{depth}" if depth else "iresnet50", pretrained=False, name=path.stem)
-    model.backbone = backbone.eval()
-    return model
+
+def _load_backbone_weights(path: Path):
+    """A bare backbone weights file (insightface ``.onnx``, arcface_torch ``.pth``) as a PerFace model, built
+    by the registry with ``weights=path``."""
+    from perface.model import PerFace
+
+    return PerFace(backbone=backbone_for_weights(path), pretrained=False, backbone_kwargs={"weights": path},
+                   name=path.stem)

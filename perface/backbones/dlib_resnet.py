@@ -18,11 +18,11 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from perface.backbones.base import Backbone
 from perface.backbones.dlib_serialization import read_layers
 from perface.cache import cache_dir, file_sha256
 from perface.dlib_files import RECOGNITION_RESNET, dlib_model_path
@@ -80,14 +80,16 @@ class DlibBlock(nn.Module):
         return F.relu(padded_add(y, shortcut))
 
 
-class DlibResNet(nn.Module):
+class DlibResNet(Backbone):
     """dlib face-recognition ResNet-29.
 
     Input: (N, 3, 150, 150) float32 chips normalised by :data:`perface.preprocessing.DLIB`
     (``(rgb - mean) / 256``). Output: (N, 128) float32, the raw dlib descriptor (not L2-normalised; dlib
     calls two faces the same person below Euclidean distance 0.6).
 
-    ``stages`` exposes the five residual levels (input side first) so training can freeze all but the last few.
+    Backbone contract (:class:`~perface.backbones.base.Backbone`): stem ``conv1 -> affine1 -> relu ->
+    max-pool``, ``stages`` the five residual levels (input side first), head global average pool -> ``fc``.
+    Its normalisation layers are the :class:`Affine` layers (batch norm folded by dlib).
     """
 
     def __init__(self):
@@ -110,11 +112,14 @@ class DlibResNet(nn.Module):
     def head(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x.mean(dim=(2, 3)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.head(x)
+    def stem_modules(self) -> list[nn.Module]:
+        return [self.conv1, self.affine1]
+
+    def head_modules(self) -> list[nn.Module]:
+        return [self.fc]
+
+    def normalization_modules(self) -> list[nn.Module]:
+        return [m for m in self.modules() if isinstance(m, Affine)]
 
     def conv_affine_pairs(self) -> list[tuple[nn.Conv2d, Affine]]:
         """(conv, affine) pairs in dlib file order (input side first)."""

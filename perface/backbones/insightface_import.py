@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from perface.backbones.iresnet import IRESNET_LAYERS, STAGE_PLANES, IBasicBlock, IResNet
+from perface.backbones.iresnet import IRESNET_LAYERS, STAGE_PLANES, IBasicBlock, IResNet, build_iresnet, iresnet_layers
 from perface.errors import ModelLoadError, WeightsError
 
 #: Nodes that pass their first input through unchanged at inference; removed before the walk.
@@ -404,6 +404,21 @@ class _Assigner:
         self.batch_norm(features, bn, "features")
 
 
+def _read_onnx(path: Path) -> tuple[_ParsedIResNet, tuple[int, ...]]:
+    """Parse an insightface ONNX file: its iResNet parts and blocks per stage."""
+    import onnx
+
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: ONNX file not found; check the path")
+    try:
+        model_proto = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError... for a bad file
+        raise ModelLoadError(f"{path}: cannot read as ONNX ({exc}); the file is corrupt or not an ONNX model") from exc
+    graph = _OnnxGraph(model_proto, path)
+    parsed = _parse_onnx(graph)
+    return parsed, _stage_layers(graph, parsed.blocks)
+
+
 def load_insightface_onnx(path: str | os.PathLike, depth: int | None = None, **kwargs) -> IResNet:
     """Import an insightface recognition ONNX file into an :class:`IResNet`.
 
@@ -421,18 +436,8 @@ def load_insightface_onnx(path: str | os.PathLike, depth: int | None = None, **k
             (older mxnet-converted insightface models).
         WeightsError: A tensor shape or conv setting does not fit the iResNet, or ``depth`` differs.
     """
-    import onnx
-
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: ONNX file not found; check the path")
-    try:
-        model_proto = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError... for a bad file
-        raise ModelLoadError(f"{path}: cannot read as ONNX ({exc}); the file is corrupt or not an ONNX model") from exc
-    graph = _OnnxGraph(model_proto, path)
-    parsed = _parse_onnx(graph)
-    layers = _stage_layers(graph, parsed.blocks)
+    parsed, layers = _read_onnx(path)
     found = _depth_for(layers, path)
     _check_depth(found, depth, path)
 
@@ -496,6 +501,21 @@ def _layers_from_keys(state: Mapping[str, torch.Tensor], path: Path) -> tuple[in
     return tuple(layers)
 
 
+def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], tuple[int, ...]]:
+    """An arcface_torch state dict (unwrapped, ``module.`` stripped) and its blocks per stage."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: weights file not found; check the path")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for a bad file
+        raise ModelLoadError(
+            f"{path}: cannot read as a torch state dict ({exc}); save the backbone with "
+            "torch.save(backbone.state_dict(), path)"
+        ) from exc
+    state = _unwrap_state_dict(obj, path)
+    return state, _layers_from_keys(state, path)
+
+
 def load_arcface_torch_pth(path: str | os.PathLike, depth: int | None = None, **kwargs) -> IResNet:
     """Load an arcface_torch iResNet backbone state dict.
 
@@ -514,17 +534,7 @@ def load_arcface_torch_pth(path: str | os.PathLike, depth: int | None = None, **
         WeightsError: Keys or shapes do not fit, or ``depth`` differs from the file's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: weights file not found; check the path")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for a bad file
-        raise ModelLoadError(
-            f"{path}: cannot read as a torch state dict ({exc}); save the backbone with "
-            "torch.save(backbone.state_dict(), path)"
-        ) from exc
-    state = _unwrap_state_dict(obj, path)
-    layers = _layers_from_keys(state, path)
+    state, layers = _read_pth(path)
     found = _depth_for(layers, path)
     _check_depth(found, depth, path)
     if "fc.weight" in state:
@@ -543,3 +553,76 @@ def load_arcface_torch_pth(path: str | os.PathLike, depth: int | None = None, **
         raise WeightsError(f"{path} does not fit iResNet-{found} ({'; '.join(parts)})")
     model.load_state_dict(state, strict=False)
     return model.eval()
+
+
+# ---------------------------------------------------------------------------------- format dispatch
+
+#: Weights file suffixes this module reads.
+ONNX_SUFFIXES = (".onnx",)
+PTH_SUFFIXES = (".pth", ".pt")
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in PTH_SUFFIXES:
+        return "pth"
+    raise ModelLoadError(
+        f"{path}: unknown weights format {suffix!r}; give an insightface recognition .onnx file "
+        "or an arcface_torch backbone .pth"
+    )
+
+
+def iresnet_depth(path: str | os.PathLike) -> int:
+    """The iResNet depth (18, 34, 50, 100, 200) an insightface ``.onnx`` or arcface_torch ``.pth`` file holds.
+
+    Reads and checks the file's structure (for ONNX the whole graph) without building a model.
+
+    Raises:
+        ModelLoadError: The file is missing, unreadable, of an unknown format or not an iResNet.
+        WeightsError: Its blocks per stage match no standard depth.
+    """
+    path = Path(path)
+    if _format(path) == "onnx":
+        _, layers = _read_onnx(path)
+    else:
+        _, layers = _read_pth(path)
+    return _depth_for(layers, path)
+
+
+def load_iresnet_weights(path: str | os.PathLike, depth: int | None = None, **kwargs) -> IResNet:
+    """An :class:`IResNet` with the weights of an insightface ``.onnx`` or arcface_torch ``.pth``/``.pt`` file
+    (chosen by suffix; see :func:`load_insightface_onnx`, :func:`load_arcface_torch_pth`), in eval mode."""
+    path = Path(path)
+    if _format(path) == "onnx":
+        return load_insightface_onnx(path, depth=depth, **kwargs)
+    return load_arcface_torch_pth(path, depth=depth, **kwargs)
+
+
+def build_iresnet_backbone(depth: int, pretrained: bool = False, weights: str | os.PathLike | None = None,
+                           **kwargs) -> IResNet:
+    """Registry builder of ``iresnet18/34/50/100``.
+
+    Args:
+        depth: 18, 34, 50, 100 or 200.
+        pretrained: iResNets have no packaged weights; must be False (the registry passes False for them).
+        weights: An insightface recognition ``.onnx`` file or an arcface_torch backbone ``.pth``/``.pt``;
+            None keeps the random arcface_torch initialisation.
+        **kwargs: Passed to :class:`IResNet` (``dropout``, ``num_features``).
+
+    Returns:
+        The model; in eval mode when ``weights`` were loaded, in train mode otherwise.
+
+    Raises:
+        SettingsError: ``depth`` is not supported.
+        ModelLoadError: ``pretrained`` was asked for, or ``weights`` cannot be read or has an unknown suffix.
+        WeightsError: ``weights`` does not fit an iResNet of this ``depth``.
+    """
+    if pretrained:
+        raise ModelLoadError(f"iresnet{depth} has no packaged weights; pass weights= an insightface .onnx file "
+                             "(e.g. buffalo_l's w600k_r50.onnx) or an arcface_torch .pth")
+    if weights is None:
+        return build_iresnet(depth, **kwargs)
+    iresnet_layers(depth)  # an unsupported depth is a SettingsError before the file is read
+    return load_iresnet_weights(weights, depth=depth, **kwargs)

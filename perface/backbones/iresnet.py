@@ -2,18 +2,18 @@
 
 Module attribute names equal arcface_torch's, so an arcface_torch backbone ``state_dict`` loads directly
 with ``load_state_dict``. Weights from insightface's ONNX files (``w600k_r50.onnx`` in ``buffalo_l``,
-``glintr100.onnx`` in ``antelopev2``) are imported by :mod:`perface.backbones.insightface_import`.
+``glintr100.onnx`` in ``antelopev2``) and arcface_torch ``.pth`` files are read by
+:mod:`perface.backbones.insightface_import`, which also holds the registry builder (this module imports
+nothing from it).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 from torch import nn
 
-from perface.errors import ModelLoadError
+from perface.backbones.base import Backbone
+from perface.errors import SettingsError
 
 #: Blocks per stage (layer1..layer4) for each depth arcface_torch ships.
 IRESNET_LAYERS: dict[int, tuple[int, int, int, int]] = {
@@ -74,8 +74,12 @@ class IBasicBlock(nn.Module):
         return out + identity
 
 
-class IResNet(nn.Module):
+class IResNet(Backbone):
     """ArcFace iResNet mapping normalised 112x112 face chips to raw embeddings.
+
+    Backbone contract (:class:`~perface.backbones.base.Backbone`): stem ``conv1 -> bn1 -> prelu``, ``stages``
+    ``layer1..layer4``, head ``bn2 -> flatten -> dropout -> fc -> features`` (BatchNorm1d whose weight is
+    fixed at 1, as arcface_torch trains it).
 
     Args:
         layers: Blocks in layer1..layer4, e.g. ``(3, 4, 14, 3)`` for iResNet-50 (see :data:`IRESNET_LAYERS`).
@@ -90,7 +94,7 @@ class IResNet(nn.Module):
     def __init__(self, layers: tuple[int, ...] | list[int], dropout: float = 0.0, num_features: int = 512) -> None:
         super().__init__()
         if len(layers) != len(STAGE_PLANES) or any(n < 1 for n in layers):
-            raise ValueError(f"layers must be four positive block counts, got {tuple(layers)}")
+            raise SettingsError(f"layers must be four positive block counts, got {tuple(layers)}")
         self.layers = tuple(int(n) for n in layers)
         self.num_features = num_features
         self.inplanes = STAGE_PLANES[0]
@@ -135,24 +139,9 @@ class IResNet(nn.Module):
         layers.extend(IBasicBlock(self.inplanes, planes) for _ in range(1, blocks))
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Embed face chips.
-
-        Args:
-            x: (N, 3, 112, 112) float32 normalised chips.
-
-        Returns:
-            (N, num_features) raw embeddings.
-        """
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.head(x)
-
-    # Staged interface shared with DlibResNet (training freezes all but the last stages).
     @property
     def stages(self) -> list[nn.Sequential]:
-        """The four residual stages, input side first."""
+        """The four residual stages ``layer1..layer4``, input side first."""
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,37 +150,38 @@ class IResNet(nn.Module):
     def head(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(self.fc(self.dropout(torch.flatten(self.bn2(x), 1))))
 
+    def stem_modules(self) -> list[nn.Module]:
+        return [self.conv1, self.bn1, self.prelu]
 
-def build_iresnet(depth: int, weights: str | os.PathLike | None = None, **kwargs) -> IResNet:
-    """Build an iResNet, optionally with pretrained weights.
+    def head_modules(self) -> list[nn.Module]:
+        return [self.bn2, self.dropout, self.fc, self.features]
+
+    def fixed_parameters(self) -> list[nn.Parameter]:
+        return [self.features.weight]
+
+
+def build_iresnet(depth: int, **kwargs) -> IResNet:
+    """A randomly initialised (arcface_torch initialisation) iResNet of a standard depth, in train mode.
+
+    Weights files are read by :func:`perface.backbones.insightface_import.build_iresnet_backbone` (the
+    registry's builder) and the loaders beside it.
 
     Args:
         depth: 18, 34, 50, 100 or 200 (keys of :data:`IRESNET_LAYERS`).
-        weights: An insightface recognition ``.onnx`` file or an arcface_torch backbone ``.pth``/``.pt``
-            state dict; None keeps the random arcface_torch initialisation.
         **kwargs: Passed to :class:`IResNet` (``dropout``, ``num_features``).
 
-    Returns:
-        The model; in eval mode when ``weights`` were loaded, in train mode otherwise.
+    Raises:
+        SettingsError: ``depth`` is not supported.
+    """
+    return IResNet(iresnet_layers(depth), **kwargs)
+
+
+def iresnet_layers(depth: int) -> tuple[int, int, int, int]:
+    """Blocks per stage of a standard depth.
 
     Raises:
-        ValueError: ``depth`` is not supported.
-        ModelLoadError: ``weights`` cannot be read or has an unknown suffix.
-        WeightsError: ``weights`` does not fit an iResNet of this ``depth``.
+        SettingsError: ``depth`` is not one of :data:`IRESNET_LAYERS`.
     """
     if depth not in IRESNET_LAYERS:
-        raise ValueError(f"unsupported iResNet depth {depth}; choose one of {sorted(IRESNET_LAYERS)}")
-    if weights is None:
-        return IResNet(IRESNET_LAYERS[depth], **kwargs)
-
-    from perface.backbones.insightface_import import load_arcface_torch_pth, load_insightface_onnx
-
-    suffix = Path(weights).suffix.lower()
-    if suffix == ".onnx":
-        return load_insightface_onnx(weights, depth=depth, **kwargs)
-    if suffix in (".pth", ".pt"):
-        return load_arcface_torch_pth(weights, depth=depth, **kwargs)
-    raise ModelLoadError(
-        f"{weights}: unknown weights format {suffix!r}; give an insightface recognition .onnx file "
-        "or an arcface_torch backbone .pth"
-    )
+        raise SettingsError(f"unsupported iResNet depth {depth}; choose one of {sorted(IRESNET_LAYERS)}")
+    return IRESNET_LAYERS[depth]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,48 +14,16 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from perface.backbones import build_backbone
+import perface
+from perface.backbones import backbone_for_weights, build_backbone
 from perface.backbones.insightface_import import load_arcface_torch_pth, load_insightface_onnx
 from perface.backbones.iresnet import IRESNET_LAYERS, IResNet, build_iresnet
-from perface.errors import ModelLoadError, UnknownBackboneError, WeightsError
+from perface.errors import ModelLoadError, SettingsError, UnknownBackboneError, WeightsError
 from perface.preprocessing import ARCFACE
 
-
-def _randomise(model: IResNet, seed: int, calibration: np.ndarray) -> IResNet:
-    """Random BN affine and PReLU slopes; running stats from a calibration batch.
-
-    Non-trivial BN parameters make the exporter's conv+BN fusion matter; running stats calibrated on the
-    test inputs (plus noise) keep activations O(1), so an absolute tolerance means something.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) + 0.5)
-                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.2)
-                module.reset_running_stats()
-                module.momentum = None  # cumulative average: running stats = the calibration batch's
-            elif isinstance(module, nn.PReLU):
-                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 0.5)
-        model.train()
-        model(torch.cat([torch.from_numpy(calibration), torch.randn(4, 3, 112, 112, generator=gen)]))
-    return model.eval()
-
-
-def _export(model: nn.Module, path, example: torch.Tensor) -> None:
-    """Export the way insightface exported its recognition models."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript", category=DeprecationWarning)
-        torch.onnx.export(
-            model.eval(),
-            example,
-            str(path),
-            opset_version=11,
-            do_constant_folding=True,
-            dynamo=False,
-            input_names=["input.1"],
-            dynamic_axes={"input.1": {0: "batch"}},
-        )
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers.insightface import export_insightface_onnx as _export  # noqa: E402
+from helpers.insightface import randomise as _randomise  # noqa: E402
 
 
 def _run_onnx(path, x: np.ndarray) -> np.ndarray:
@@ -125,7 +94,7 @@ def test_pth_round_trip_with_ddp_prefix(tmp_path, chips):
 
     wrapped = tmp_path / "wrapped.pth"
     torch.save({"state_dict": model.state_dict(), "epoch": 3}, wrapped)
-    np.testing.assert_array_equal(_embed(build_iresnet(18, weights=wrapped), chips), _embed(model, chips))
+    np.testing.assert_array_equal(_embed(build_backbone("iresnet18", weights=wrapped), chips), _embed(model, chips))
     with pytest.raises(WeightsError, match="iResNet-18"):
         load_arcface_torch_pth(path, depth=34)
 
@@ -151,7 +120,7 @@ def test_onnx_depth_inference(depth, r18_onnx, tmp_path):
     assert model.layers == IRESNET_LAYERS[depth]
     other = 50 if depth == 18 else 18
     with pytest.raises(WeightsError, match=f"iResNet-{depth}"):
-        build_iresnet(other, weights=path)
+        build_backbone(f"iresnet{other}", weights=path)
 
 
 def test_non_iresnet_onnx_is_model_load_error(tmp_path):
@@ -196,7 +165,7 @@ def test_unreadable_weights_are_model_load_errors(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
         load_arcface_torch_pth(tmp_path / "missing.pth")
     with pytest.raises(ModelLoadError, match="unknown weights format"):
-        build_iresnet(18, weights=tmp_path / "weights.bin")
+        build_backbone("iresnet18", weights=tmp_path / "weights.bin")
 
 
 def test_registry_builds_iresnet():
@@ -207,3 +176,38 @@ def test_registry_builds_iresnet():
     assert out.shape == (2, 512)
     with pytest.raises(UnknownBackboneError, match="iresnet50"):
         build_backbone("iresnet5")
+
+
+def test_perface_load_builds_insightface_files_through_the_registry(r50_onnx, chips, tmp_path):
+    """perface.load of an insightface .onnx / arcface_torch .pth: the registry names the backbone from the file
+    and builds it with weights=; embeddings equal onnxruntime's (ONNX) and the source model's (.pth)."""
+    original, path = r50_onnx
+    assert backbone_for_weights(path) == "iresnet50"
+    model = perface.load(path)
+    assert model.backbone_name == "iresnet50" and model.name == "r50" and model.preprocessing == ARCFACE
+    assert not model.training and not model.backbone.training
+    reference = _run_onnx(path, chips)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    with torch.no_grad():
+        ours = model.embed_tensor(torch.from_numpy(chips)).numpy()
+    assert np.abs(ours - reference).max() < 1e-5
+
+    pth = tmp_path / "backbone.pth"
+    torch.save(original.state_dict(), pth)
+    assert backbone_for_weights(pth) == "iresnet50"
+    loaded = perface.load(pth)
+    assert loaded.backbone_name == "iresnet50"
+    np.testing.assert_array_equal(_embed(loaded.backbone, chips), _embed(original, chips))
+
+
+def test_iresnets_have_no_packaged_weights(tmp_path):
+    from perface.backbones import get_backbone_spec
+    from perface.backbones.insightface_import import build_iresnet_backbone
+
+    assert not get_backbone_spec("iresnet18").packaged_weights and get_backbone_spec("dlib_resnet").packaged_weights
+    model = build_backbone("iresnet18", pretrained=True)  # nothing packaged: the registry passes pretrained=False
+    assert isinstance(model, IResNet) and model.training  # random arcface_torch initialisation
+    with pytest.raises(ModelLoadError, match="no packaged weights"):
+        build_iresnet_backbone(18, pretrained=True)
+    with pytest.raises(SettingsError, match="unsupported iResNet depth 19"):
+        build_iresnet_backbone(19, weights=tmp_path / "never_read.onnx")
