@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from perface.backbones.dlib_resnet import Affine
-from perface.model import PerFace
+from perface.errors import SettingsError
+from perface.evaluation.agreement import triplet_credit
+from perface.model import PerFace, flip_sum
 from perface.training.losses import SoftTripletLoss
 from perface.training.triplet_dataset import mirror_key
 
@@ -31,8 +32,10 @@ class PerFaceModule(pl.LightningModule):
         name: Name the trained model reports.
         loss: ``triplet`` (pytorch-metric-learning TripletMarginLoss) or ``hinge`` (DreamSim-style).
         margin: Loss margin in cosine-distance units.
-        trainable_stages: Train only the last N residual stages (+ head); None trains everything.
-        freeze_affine: Keep normalisation / affine layers of the backbone fixed.
+        trainable_stages: Train only the last N residual stages (+ the backbone's head); None trains everything
+            (see :meth:`perface.backbones.base.Backbone.set_trainable`).
+        freeze_affine: Keep normalisation / affine layers of the backbone fixed (batch norm also keeps its
+            running statistics).
         lr: Learning rate of the backbone.
         head_lr: Learning rate of the projection head.
         weight_decay: AdamW weight decay.
@@ -56,10 +59,9 @@ class PerFaceModule(pl.LightningModule):
         self.model = PerFace(backbone=backbone, head_dim=head_dim, backbone_kwargs=kwargs, name=name, flip_tta=flip_tta)
         n = self.model.num_stages
         if trainable_stages is not None and not 0 <= trainable_stages <= n:
-            raise ValueError(f"trainable_stages must be in 0..{n} for {backbone}, got {trainable_stages}")
-        self.frozen_stages = 0 if trainable_stages is None else n - trainable_stages
+            raise SettingsError(f"model.trainable_stages must be in 0..{n} for {backbone}, got {trainable_stages}")
         self.criterion = SoftTripletLoss(loss, margin)
-        self._freeze()
+        self.frozen_stages = self._freeze()
         self.base_top = None
         if identity_weight > 0:
             import copy
@@ -70,37 +72,28 @@ class PerFaceModule(pl.LightningModule):
         self._base: dict[int, torch.Tensor] = {}
         self.val_soft = MeanMetric()
         self.val_hard = MeanMetric()
-        self.train()  # PerFace starts in eval mode (inference); frozen BN layers stay in eval (see train())
+        self.train()  # PerFace starts in eval mode (inference); frozen BN layers stay in eval (Backbone.train)
 
     # --- parameters ------------------------------------------------------------------------------------
-    def _freeze(self) -> None:
-        backbone = self.model.backbone
-        trainable = list(backbone.stages)[self.frozen_stages:]
-        for p in backbone.parameters():
-            p.requires_grad_(self.frozen_stages == 0)
-        for stage in trainable:
-            stage.requires_grad_(True)
-        # the backbone's head (fc etc.) trains along with the last stages
-        for name, module in backbone.named_children():
-            if name in ("fc", "features", "bn2") and self.frozen_stages < self.model.num_stages:
-                module.requires_grad_(True)
-        if self.hparams.freeze_affine:
-            for m in backbone.modules():
-                if isinstance(m, (Affine, torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)):
-                    m.requires_grad_(False)
-        if hasattr(backbone, "features"):  # arcface_torch keeps the feature scale fixed
-            backbone.features.weight.requires_grad_(False)
+    def _freeze(self) -> int:
+        """Apply ``trainable_stages`` / ``freeze_affine`` through the backbone contract; returns the number of
+        frozen stages (their output is what the feature cache holds)."""
+        return self.model.backbone.set_trainable(self.hparams.trainable_stages, self.hparams.freeze_affine)
 
     def train(self, mode: bool = True):
+        # The backbone keeps the normalisation layers set_trainable froze in eval mode (running statistics
+        # fixed); the frozen copy of the base model never trains.
         super().train(mode)
-        # frozen BN layers keep their running statistics; dlib's affine layers have none
-        for m in self.model.backbone.modules():
-            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)) and not any(
-                    p.requires_grad for p in m.parameters()):
-                m.eval()
         if self.base_top is not None:
             self.base_top.eval()
         return self
+
+    def on_fit_start(self) -> None:
+        # The trained model records how its chips were found and chosen (written into every checkpoint and
+        # export), so evaluating it needs no face flags.
+        options = getattr(getattr(self.trainer, "datamodule", None), "face_options", None)
+        if options is not None:
+            self.model.face_options = options
 
     # --- forward ---------------------------------------------------------------------------------------
     def _embed(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
@@ -109,9 +102,10 @@ class PerFaceModule(pl.LightningModule):
         Training embeds the given orientation only; evaluation of a ``flip_tta`` model adds the mirror
         images' embeddings, as :meth:`PerFace.embed_tensor` does.
         """
-        z = self._embed_raw(images, ids, use_cache)
-        if not self.training and self.model.flip_tta:
-            z = z + self._embed_raw(torch.flip(images, dims=[3]), mirror_key(ids), use_cache)
+        def one(chips: torch.Tensor, mirrored: bool) -> torch.Tensor:
+            return self._embed_raw(chips, mirror_key(ids) if mirrored else ids, use_cache)
+
+        z = flip_sum(one, images) if not self.training and self.model.flip_tta else one(images, False)
         return F.normalize(z, dim=1)
 
     def _embed_raw(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
@@ -184,12 +178,13 @@ class PerFaceModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         anchor, a, b, _ = self._triplet_embeddings(batch, training=False)
         p_a = batch["p_a"]
-        sim_a, sim_b = (anchor * a).sum(1), (anchor * b).sum(1)
-        soft = torch.where(sim_a > sim_b, p_a, torch.where(sim_a < sim_b, 1 - p_a, torch.full_like(p_a, 0.5)))
-        majority = (p_a >= 0.5).float()
-        hard = torch.where(sim_a == sim_b, torch.full_like(p_a, 0.5), ((sim_a > sim_b).float() == majority).float())
-        self.val_soft.update(soft)
-        self.val_hard.update(hard)
+        # 2AFC credit exactly as `perface eval agreement` computes it (one definition: triplet_credit)
+        sims = ((anchor * a).sum(1), (anchor * b).sum(1), p_a)
+        sim_a, sim_b, p = (t.detach().float().cpu().numpy() for t in sims)
+        soft = triplet_credit(sim_a, sim_b, p)  # val_agreement: soft credit p_a / 1 - p_a / 0.5
+        hard = triplet_credit(sim_a, sim_b, (p >= 0.5).astype(np.float64))  # val_agreement_hard: the majority
+        self.val_soft.update(torch.from_numpy(soft).to(p_a.device, torch.float32))
+        self.val_hard.update(torch.from_numpy(hard).to(p_a.device, torch.float32))
         self.log("val_loss", self.criterion(anchor, a, b, p_a), batch_size=len(anchor), sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
