@@ -13,9 +13,11 @@ import sys
 
 from lightning.pytorch.cli import LightningCLI
 
-from perface.errors import PerFaceError
+from perface.cli.main import report_error
 from perface.training.datamodule import TripletDataModule
 from perface.training.module import PerFaceModule
+
+PROG = "train.py"
 
 
 def main(args=None) -> LightningCLI:
@@ -23,8 +25,10 @@ def main(args=None) -> LightningCLI:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """The command line: bad settings or data (PerFaceError, ValueError) become one line on stderr and exit
-    code 1; ``--debug`` keeps the traceback. Argument errors are LightningCLI's own (exit code 2)."""
+    """The command line. Errors go through the ``perface`` command's funnel
+    (:func:`perface.cli.main.report_error`): one line on stderr starting ``train.py:``, exit code 2 for bad
+    settings (``SettingsError``, ``UsageError``), 1 for other failures, 130 for an interrupt; ``--debug`` keeps
+    the traceback. Argument errors are LightningCLI's own (usage message, exit code 2)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if debug:
@@ -32,11 +36,12 @@ def run(argv: list[str] | None = None) -> int:
     sys.argv = [sys.argv[0], *argv]  # LightningCLI reads the command line itself (args= is for code)
     try:
         main()
-    except (PerFaceError, ValueError) as exc:
-        if debug:
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the CLI's one funnel turns errors into messages
+        if debug and not isinstance(exc, KeyboardInterrupt):
             raise
-        print(f"train.py: {exc} (--debug shows the traceback)", file=sys.stderr)
-        return 1
+        return report_error(exc, prog=PROG)
     return 0
 
 
