@@ -368,7 +368,7 @@ def create_app(config: CampaignConfig | Campaign):
         try:
             yield
         finally:
-            store.detach_loop()
+            await store.detach_loop()
 
     app = Starlette(lifespan=lifespan, routes=[
         Route("/", page, methods=["GET"]),

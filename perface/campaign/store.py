@@ -51,7 +51,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,7 +234,9 @@ class CampaignStore:
 
     def close(self) -> None:
         """Stop the writer (after the work queued before) and close the connection."""
-        self.detach_loop(restart_writer=False)
+        if self._owner is not None:  # the loop ended without detaching: its helper thread is idle
+            self._owner.executor.shutdown(wait=True)
+            self._owner = None
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
@@ -244,9 +246,10 @@ class CampaignStore:
     def attach_loop(self) -> None:
         """Move the store's work onto the running asyncio event loop (call from inside it, e.g. at app start-up).
 
-        From then on every transaction runs on the loop thread itself, all requests that arrived in one loop
-        turn in one transaction (group commit without any thread hand-off); other threads' calls are passed to
-        the loop. :meth:`detach_loop` moves the work back to a writer thread.
+        From then on the statements run on the loop thread itself and only the COMMIT (the fsync) on a helper
+        thread, the requests that arrived meanwhile in the next transaction (group commit, one hand-off per
+        round); other threads' calls are passed to the loop. :meth:`detach_loop` moves the work back to a
+        writer thread.
         """
         if self._writer is None and self._owner is None:
             raise CampaignError("attach_loop on a read-only campaign store")
@@ -255,19 +258,19 @@ class CampaignStore:
             self._writer = None
         self._owner = _LoopOwner(self._db, asyncio.get_running_loop())
 
-    def detach_loop(self, restart_writer: bool = True) -> None:
-        """Finish the loop's queued work and move the store back to a writer thread."""
-        if self._owner is None:
+    async def detach_loop(self) -> None:
+        """Finish the loop's queued work (await it on the loop) and move the store back to a writer thread."""
+        owner = self._owner
+        if owner is None:
             return
-        owner, self._owner = self._owner, None
-        owner.close()
-        if restart_writer:
-            self._writer = _Writer(self._db)
+        writer = _Writer(self._db)  # idle until the owner has drained
+        await owner.drain(writer.submit)
+        self._writer, self._owner = writer, None
 
     def _run(self, fn):
         """Run ``fn(connection)`` in a transaction and return its result (after COMMIT)."""
         if self._owner is not None and self._owner.on_loop():
-            return self._owner.run_now(fn)
+            raise RuntimeError("blocking store call on the event loop it is attached to; use run_async")
         return self.run_async(fn).result()
 
     def run_async(self, fn) -> Future:
@@ -596,16 +599,16 @@ class _Writer:
         _run_round(self.db, batch)
 
 
-def _run_round(db: sqlite3.Connection, batch) -> None:
-    """One group commit: every ``(fn, future)`` of ``batch`` in its own SAVEPOINT of one transaction, one
-    ``COMMIT``, then the futures are resolved (all failed if the commit failed)."""
+def _begin_and_run(db: sqlite3.Connection, batch) -> list | None:
+    """``BEGIN IMMEDIATE`` and every ``(fn, future)`` of ``batch`` in its own SAVEPOINT; returns
+    ``[(future, result, exception)]``, or None (futures failed) if the transaction could not begin."""
     try:
         db.execute("BEGIN IMMEDIATE")
     except BaseException as exc:  # noqa: BLE001 - every waiting request learns it
         for _, fut in batch:
             if fut.set_running_or_notify_cancel():
                 fut.set_exception(exc)
-        return
+        return None
     done = []
     for fn, fut in batch:
         if not fut.set_running_or_notify_cancel():
@@ -620,15 +623,27 @@ def _run_round(db: sqlite3.Connection, batch) -> None:
         else:
             db.execute("RELEASE request")
             done.append((fut, result, None))
+    return done
+
+
+def _commit(db: sqlite3.Connection) -> BaseException | None:
+    """``COMMIT`` (the fsync); the exception instead of raising it."""
     try:
         db.execute("COMMIT")
     except BaseException as exc:  # noqa: BLE001
+        return exc
+    return None
+
+
+def _finish(db: sqlite3.Connection, done: list, commit_error: BaseException | None) -> None:
+    """Resolve the futures of a committed round, or fail them all (and roll back) if the commit failed."""
+    if commit_error is not None:
         try:
             db.execute("ROLLBACK")
         except sqlite3.Error:
             pass
         for fut, _, _ in done:
-            fut.set_exception(exc)
+            fut.set_exception(commit_error)
         return
     for fut, result, exc in done:
         if exc is None:
@@ -637,16 +652,29 @@ def _run_round(db: sqlite3.Connection, batch) -> None:
             fut.set_exception(exc)
 
 
+def _run_round(db: sqlite3.Connection, batch) -> None:
+    """One group commit: every ``(fn, future)`` of ``batch`` in its own SAVEPOINT of one transaction, one
+    ``COMMIT``, then the futures are resolved (all failed if the commit failed)."""
+    done = _begin_and_run(db, batch)
+    if done is not None:
+        _finish(db, done, _commit(db))
+
+
 class _LoopOwner:
-    """Runs a store's transactions on an asyncio loop's own thread: the work queued during one loop turn is
-    committed together in a callback scheduled for the end of that turn (group commit, no thread hand-off;
-    the loop waits for the fsync, 0.1 to a few ms). Calls from other threads are passed to the loop."""
+    """Runs a store's transactions for an asyncio loop: the statements on the loop's own thread, the
+    ``COMMIT`` (the fsync) on one helper thread while the loop serves other requests. Requests that arrive
+    meanwhile wait and go into the next round together (group commit). Calls from other threads are passed
+    to the loop."""
 
     def __init__(self, db: sqlite3.Connection, loop: asyncio.AbstractEventLoop):
         self.db, self.loop = db, loop
         self.thread_id = threading.get_ident()
         self.pending: list = []
-        self.scheduled = False
+        self.busy = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perface-campaign-commit")
+        self.forward = None
 
     def on_loop(self) -> bool:
         return threading.get_ident() == self.thread_id
@@ -662,36 +690,46 @@ class _LoopOwner:
                 fut.set_exception(CampaignError("the campaign server has stopped"))
         return fut
 
-    def run_now(self, fn):
-        """On the loop thread: commit what is queued, then run ``fn`` in its own transaction."""
-        fut: Future = Future()
-        self.pending.append((fn, fut))
-        self._flush()
-        return fut.result()
-
     def _add(self, fn, fut: Future) -> None:
+        if self.forward is not None:  # detached meanwhile: hand it to the store's writer thread
+            _chain(self.forward(fn), fut)
+            return
         self.pending.append((fn, fut))
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon(self._flush)
+        if not self.busy:
+            self.busy = True
+            self.idle.clear()
+            self.loop.create_task(self._rounds())
 
-    def _flush(self) -> None:
-        self.scheduled = False
-        batch, self.pending = self.pending, []
-        if batch:
-            _run_round(self.db, batch)
+    async def _rounds(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the requests of this loop turn join the round
+            while self.pending:
+                batch, self.pending = self.pending, []
+                done = _begin_and_run(self.db, batch)
+                if done is None:
+                    continue
+                error = await self.loop.run_in_executor(self.executor, _commit, self.db)
+                _finish(self.db, done, error)
+        finally:
+            self.busy = False
+            self.idle.set()
 
-    def close(self) -> None:
-        if self.on_loop():
-            self._flush()
-        elif self.loop.is_running():
-            done = threading.Event()
+    async def drain(self, forward) -> None:
+        """Wait until the queued work is committed, then send later work to ``forward(fn) -> Future``."""
+        while self.busy:
+            await self.idle.wait()
+        self.forward = forward  # no await between the last round and this: nothing is left behind
+        self.executor.shutdown(wait=True)
 
-            def flush_and_signal():
-                self._flush()
-                done.set()
 
-            self.loop.call_soon_threadsafe(flush_and_signal)
-            done.wait(10)
+def _chain(source: Future, target: Future) -> None:
+    def copy(done: Future) -> None:
+        if not target.set_running_or_notify_cancel():
+            return
+        exc = done.exception()
+        if exc is None:
+            target.set_result(done.result())
         else:
-            self._flush()
+            target.set_exception(exc)
+
+    source.add_done_callback(copy)
