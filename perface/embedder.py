@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -184,38 +184,48 @@ class FaceEmbedder:
             progress: Called with the number of images finished since the last call.
 
         Returns:
-            Results in input order (several per image with ``face="all"``).
+            Results in input order (several per image with ``face="all"``); see :meth:`iter_embed_faces` for
+            the streaming form.
         """
+        return list(self.iter_embed_faces(images, face=face, on_no_face=on_no_face, batch_size=batch_size,
+                                          workers=workers, progress=progress))
+
+    def iter_embed_faces(self, images: Iterable[ImageLike], face: str | int | None = None,
+                         on_no_face: str | None = None, batch_size: int = 32, workers: int = 0,
+                         progress: Callable[[int], None] | None = None) -> Iterator[FaceResult]:
+        """:meth:`embed_faces` as a stream: results in input order as soon as their batch is embedded, holding
+        at most ``batch_size`` chips (plus the worker pool's bounded window) whatever the number of images."""
         options = self.face_options.override(face=face, on_no_face=on_no_face)
-        results: list[FaceResult] = []
+        ready: list[FaceResult] = []  # results in order; the ones with chips wait for their batch
         pending: list[tuple[FaceResult, np.ndarray]] = []
 
-        def flush() -> None:
+        def flush() -> Iterator[FaceResult]:
             if pending:
                 emb = self.embed_chips(np.stack([c for _, c in pending]), batch_size=batch_size)
                 for (res, _), e in zip(pending, emb):
                     res.embedding = e
                 pending.clear()
+            yield from ready
+            ready.clear()
 
         for name, aligned, exc in align_many(images, self.preprocessing, options, workers=workers,
                                              pipeline=None if workers else self.pipeline):
             if exc is not None:
                 status = "no_face" if isinstance(exc, NoFaceError) else "error"
-                results.append(FaceResult(path=name, status=status, error=str(exc)))
+                ready.append(FaceResult(path=name, status=status, error=str(exc)))
             elif not aligned:
-                results.append(FaceResult(path=name, status="no_face", error=f"no face found in {name}"))
+                ready.append(FaceResult(path=name, status="no_face", error=f"no face found in {name}"))
             else:
                 for a in aligned:
                     res = FaceResult(path=name, face_index=a.index, box=tuple(float(v) for v in a.face.box),
                                      detector=a.face.detector)
-                    results.append(res)
+                    ready.append(res)
                     pending.append((res, a.chip))
-            if len(pending) >= batch_size:
-                flush()
             if progress:
                 progress(1)
-        flush()
-        return results
+            if len(pending) >= batch_size or not pending:  # nothing waits for the network: pass rows on now
+                yield from flush()
+        yield from flush()
 
     # --- similarity -----------------------------------------------------------------------------------
     def compare(self, a: ImageLike, b: ImageLike, face: str | int | None = None, on_no_face: str | None = None

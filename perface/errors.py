@@ -28,6 +28,14 @@ class NoFaceError(PerFaceError):
     """No face was found where one was required."""
 
 
+class JobInterrupted(PerFaceError):
+    """A batch job was stopped by Ctrl-C or SIGTERM after saving what it had finished (the CLI exits 130)."""
+
+
+class WorkerCrashError(PerFaceError):
+    """A worker process died while processing one input (that input's error row; the job goes on)."""
+
+
 class UnknownBackboneError(PerFaceError, KeyError):
     """A backbone or model name is not in the registry."""
 

@@ -19,7 +19,10 @@ def add_parser(sub) -> None:
                        description="Embed faces (rows L2-normalised; cosine = dot product, higher = more similar). "
                                    "Folders are searched recursively for image files, following symbolic links.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
-    p.add_argument("--out", required=True, metavar="FILE.parquet", help="output Parquet file")
+    p.add_argument("--out", required=True, metavar="FILE.parquet", help="output Parquet file (written as it goes)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows of an existing --out (same model and face options) and embed only the images "
+                        "not in it; Ctrl-C or SIGTERM leaves a valid --out with everything finished so far")
     add_model_option(p)
     add_face_options(p, allow_all=True)
     add_batch_options(p)
@@ -29,7 +32,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     with bars(progress_enabled(args)) as bar:
         summary = embed_to_parquet(lambda: load_model(args), args.paths, args.out, batch_size=args.batch_size,
-                                   workers=args.workers, progress=bar,
+                                   workers=args.workers, resume=args.resume, progress=bar,
                                    notes=lambda line: print(f"perface: {line}", file=sys.stderr))
     print(f"perface: {summary.line()}", file=sys.stderr)
     return 0

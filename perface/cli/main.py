@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from perface.errors import FileCollectionError, PerFaceError, SettingsError, UsageError
+from perface.errors import FileCollectionError, JobInterrupted, PerFaceError, SettingsError, UsageError
 
 __all__ = ["UsageError", "build_parser", "main", "report_error"]
 
@@ -72,7 +72,8 @@ def report_error(exc: BaseException, prog: str = "perface") -> int:
         return 0
     if isinstance(exc, PerFaceError):
         msg = " ".join(str(exc).split())  # always one line
-        code = 2 if isinstance(exc, (UsageError, SettingsError, FileCollectionError)) else 1
+        code = 2 if isinstance(exc, (UsageError, SettingsError, FileCollectionError)) else (
+            130 if isinstance(exc, JobInterrupted) else 1)
     elif isinstance(exc, OSError):
         name = getattr(exc, "filename", None)
         msg = f"{name or ''}{': ' if name else ''}{exc.strerror or exc} (check the path and permissions)"

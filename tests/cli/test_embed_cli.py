@@ -66,3 +66,42 @@ def test_default_settings_find_faces_in_every_photo_the_slow_reference_does(tmp_
     extra = [p for p in missed if reference.detect(load_image(p))]
     assert extra == [], f"the default misses faces the reference finds in {extra}"
     assert len(found) >= 60 and len(set(df.path)) == 64  # 64 photos; one is a WEBP named .jpg
+
+
+def test_interrupted_embed_resumes_to_the_same_file(tmp_path, lfw):
+    """SIGTERM half way leaves a valid file with the rows finished so far; --resume finishes it, and the result
+    equals an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "people"
+    folder.mkdir()
+    for name in ("Colin_Powell", "Tony_Blair"):
+        (folder / name).symlink_to(lfw / "images" / name, target_is_directory=True)
+    n_images = len(list(folder.glob("*/*.jpg")))
+    base = [sys.executable, "-m", "perface", "embed", str(folder), "--no-progress", "--workers", "0",
+            "--detector", "hog", "--upsample", "0", "--batch-size", "16"]
+    full, cut = tmp_path / "full.parquet", tmp_path / "cut.parquet"
+    proc = subprocess.Popen([*base, "--out", str(cut)], stderr=subprocess.PIPE, text=True)
+    partial = cut.with_name(cut.name + ".partial")
+    deadline = time.time() + 120
+    while time.time() < deadline and (not partial.exists() or partial.stat().st_size < 60_000):
+        time.sleep(0.2)  # wait until some row groups are on disk
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert "--resume" in err and err.count("\n") == 1
+    done = pq.read_table(cut).num_rows
+    assert 0 < done < n_images
+    assert subprocess.run([*base, "--out", str(cut), "--resume"], capture_output=True).returncode == 0
+    assert subprocess.run([*base, "--out", str(full)], capture_output=True).returncode == 0
+    a, b = pd.read_parquet(cut), pd.read_parquet(full)
+    assert list(a.path) == list(b.path) and len(a) == n_images
+    np.testing.assert_allclose(np.stack(a.embedding[a.status == "ok"]), np.stack(b.embedding[b.status == "ok"]),
+                               atol=1e-6)
+    # another model's file is not resumed into
+    assert main(["embed", str(folder), "--out", str(cut), "--resume", "--detector", "cnn"]) == 2
