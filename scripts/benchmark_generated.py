@@ -2,13 +2,16 @@
 
 (a) ``perface.evaluation.swap.evaluate`` on ``--rows`` rows built from real LFW photos (source, target and a
     classical landmark face swap of the two as result: three distinct images per row), with the base model as
-    both perceptual and identity model, already loaded: everything per row is timed (decode, one HOG detection
-    per image, 68 + 5 landmarks, head pose, alignment, batched embedding, the metrics, ID retrieval, bootstrap).
+    both perceptual and identity model, already loaded with its own face options: everything per row is timed
+    (decode, one detection per image: HOG, the MMOD CNN only where HOG finds none; 68 + 5 landmarks, head pose,
+    alignment, batched embedding, the metrics, ID retrieval, bootstrap).
 (b) ``perface.evaluation.video.evaluate`` on a ``--frames`` frame MP4 (160 px, written with OpenCV from one LFW
     person's photos): decode (PyAV), detection, landmarks, pose, alignment and embedding per frame.
 
 Best of ``--repeats`` runs each. Usage: python scripts/benchmark_generated.py [--rows 60] [--frames 120]
-[--repeats 3] [--json] [--keep DIR] (images from $PERFACE_DATA, default ../shared/data beside the repository).
+[--repeats 3] [--json] [--keep DIR] (images from the dataset root, :func:`perface.io.files.data_root`:
+$PERFACE_DATA, default ../shared/data beside the repository). The swaps are made with
+:mod:`perface.evaluation.classical_swap`.
 ``--keep DIR`` writes the inputs instead of a temporary folder, for trying the commands by hand:
 ``DIR/pairs.csv`` (source,target,result), ``DIR/anonymization.csv`` (original = target, anonymized = result),
 the swaps ``DIR/swap_*.png`` and ``DIR/clip.mp4``.
@@ -25,14 +28,14 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from helpers.faceswap import face_swap  # noqa: E402
+from perface.errors import NoFaceError
+from perface.evaluation.classical_swap import face_swap
+from perface.io.files import data_root
+from perface.io.image import load_image
 
 
 def _people(lfw: Path, min_photos: int) -> list[str]:
@@ -41,8 +44,6 @@ def _people(lfw: Path, min_photos: int) -> list[str]:
 
 
 def build_rows(lfw: Path, n: int, out: Path) -> pd.DataFrame:
-    from perface.io.image import load_image
-
     if not (out / "lfw").exists():
         (out / "lfw").symlink_to(lfw / "images")
     people = _people(lfw, 2)
@@ -53,7 +54,7 @@ def build_rows(lfw: Path, n: int, out: Path) -> pd.DataFrame:
         src, tgt = lfw / "images" / s / f"{s}_0001.jpg", lfw / "images" / t / f"{t}_0002.jpg"
         try:
             swapped = face_swap(load_image(src), load_image(tgt))
-        except ValueError:  # no face for the swap helper
+        except NoFaceError:  # no face for the classical swap
             continue
         result = out / f"swap_{len(rows)}.png"
         Image.fromarray(swapped).save(result)
@@ -62,8 +63,6 @@ def build_rows(lfw: Path, n: int, out: Path) -> pd.DataFrame:
 
 
 def build_clip(lfw: Path, n: int, out: Path) -> Path:
-    from perface.io.image import load_image
-
     person = "George_W_Bush"
     photos = sorted((lfw / "images" / person).glob("*.jpg"))[:n]
     path = out / "clip.mp4"
@@ -82,8 +81,7 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", metavar="DIR", help="write the generated inputs to DIR and keep them")
     args = ap.parse_args()
-    data = Path(os.environ.get("PERFACE_DATA", REPO.parent / "shared" / "data")).resolve()
-    lfw = data / "lfw"
+    lfw = data_root() / "lfw"
     import perface
     from perface.evaluation import swap, video
 
@@ -109,7 +107,7 @@ def main() -> int:
     result = {"swap_rows": len(rows), "swap_rows_evaluated": rep.info["n"], "swap_seconds": min(t_swap),
               "swap_rows_per_s": len(rows) / min(t_swap), "video_frames": vrep.videos[0]["frames"],
               "video_seconds": min(t_video), "frames_per_s": vrep.videos[0]["frames"] / min(t_video),
-              "threads": __import__("torch").get_num_threads(), "cpus": os.cpu_count()}
+              "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     if args.json:
         print(json.dumps(result))
     else:

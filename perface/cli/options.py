@@ -44,6 +44,19 @@ def add_model_option(parser: argparse.ArgumentParser, multiple: bool = False, de
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="compute threads (default: all cores)")
 
 
+def add_id_model_option(parser: argparse.ArgumentParser, default: str = "base") -> None:
+    """``--id-model M``: the identity model of evaluations that judge identity beside perceptual similarity."""
+    parser.add_argument("--id-model", default=default, metavar="M",
+                        help=f"identity model: 'base' (dlib ResNet), a registry name, or a .pt/.ckpt/.onnx/.pth file "
+                             f"(default: {default})")
+
+
+def add_bootstrap_option(parser: argparse.ArgumentParser, default: int = 2000) -> None:
+    """``--bootstrap N``: resamples of bootstrap confidence intervals (the library checks N >= 100)."""
+    parser.add_argument("--bootstrap", type=int, default=default, metavar="N",
+                        help=f"bootstrap resamples, at least 100 (default: {default})")
+
+
 def add_face_options(parser: argparse.ArgumentParser, allow_all: bool = False) -> None:
     """The face options; unset = the model's own (recorded with its weights)."""
     g = parser.add_argument_group("face options (default: the model's own, recorded with its weights; base: "
@@ -92,12 +105,14 @@ def add_output_options(parser: argparse.ArgumentParser, report: bool = True) -> 
         parser.add_argument("--report", metavar="DIR", help="also write report.md, metrics.json and plots to DIR")
 
 
-def add_batch_options(parser: argparse.ArgumentParser, cache: bool = False) -> None:
-    """``--batch-size``, ``--workers``, ``--no-progress`` (and ``--no-cache`` for commands with caches)."""
+def add_batch_options(parser: argparse.ArgumentParser, cache: bool = False, workers: bool = True) -> None:
+    """``--batch-size``, ``--workers`` (unless ``workers`` is False: commands that find faces in this process),
+    ``--no-progress`` (and ``--no-cache`` for commands with caches)."""
     parser.add_argument("--batch-size", type=_checked(_positive("--batch-size")), default=32, metavar="N",
                         help="faces per network call (default: 32)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="processes for decoding and face finding (default: number of cores; 0 = none)")
+    if workers:
+        parser.add_argument("--workers", type=int, default=None, metavar="N",
+                            help="processes for decoding and face finding (default: number of cores; 0 = none)")
     if cache:
         parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

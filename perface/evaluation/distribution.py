@@ -21,7 +21,8 @@ On face-chip features (:mod:`perface.evaluation.features`) of a real and a fake 
 ``l2="on"`` L2-normalises every feature vector first, ``"both"`` reports both (the ``+l2`` entries), as in
 Sarıtaş & Ekenel, "Analyzing the Feature Extractor Networks for Face Image Synthesis" (FG 2024): on the unit
 sphere FD is at most 4. Too few samples for a metric is an :class:`~perface.errors.InsufficientSamplesError`.
-Images without a usable face are listed per set (``unusable``) and left out.
+Images without a usable face are listed per set (``unusable``) and left out (with ``on_no_face="error"``
+they stop the run).
 """
 
 from __future__ import annotations
@@ -29,20 +30,33 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from perface.errors import GeneratedEvalError, InsufficientSamplesError
+from perface.errors import FileCollectionError, GeneratedEvalError, InsufficientSamplesError, SettingsError
+from perface.evaluation.evaluate import EmbedOptions
+from perface.evaluation.features import Extractor, extract_features, make_extractor
+from perface.io.files import collect_images
+from perface.io.tables import text_table
+from perface.loading import load as perface_load
+from perface.progress import ProgressFactory
 
-__all__ = ["DC_K", "DistributionReport", "PR_K", "compare", "evaluate", "frechet_distance", "kid", "list_images",
-           "prdc_metrics"]
+__all__ = ["DC_K", "DistributionReport", "L2_CHOICES", "PR_K", "compare", "evaluate", "frechet_distance", "kid",
+           "list_images", "prdc_metrics"]
 
 PR_K = 3
 DC_K = 5
 KID_MAX_SUBSET = 1000
+#: ``l2`` values: off, on (features L2-normalised), both (adds ``LABEL+l2`` entries).
+L2_CHOICES = ("off", "on", "both")
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
 
 
 @dataclass
@@ -55,24 +69,45 @@ class DistributionReport:
     def to_dict(self) -> dict:
         return {"command": "distribution", **self.info, "features": self.features}
 
+    def table(self) -> list[str]:
+        """The side-by-side text table ``perface eval distribution`` prints (one line per extractor)."""
+        rows = [["features", "FD", "KID mean", "KID std", "precision", "recall", "density", "coverage", "real",
+                 "fake"]]
+        for label, m in self.features.items():
+            rows.append([label, f"{m['fd']:.5g}", f"{m['kid']['mean']:.5g}", f"{m['kid']['std']:.3g}",
+                         _f(m["precision"]), _f(m["recall"]), _f(m["density"]), _f(m["coverage"]), str(m["n_real"]),
+                         str(m["n_fake"])])
+        return text_table(rows)
 
-def list_images(source: Any) -> list[str]:
-    """Image files of a folder (recursive, sorted) or the given list of paths.
+    def warnings(self) -> list[str]:
+        """Random weights, images left out, caveats of the metrics, and linked files (for stderr)."""
+        out = list(self.info.get("notes", []))
+        for label, m in self.features.items():
+            if m["random_weights"]:
+                out.append(f"{label}: random weights (--random-weights): these numbers check the plumbing only")
+            for which in ("real", "fake"):
+                u = m["unusable"][which]
+                if u["count"]:
+                    out.append(f"{label}: {u['count']} {which} image(s) without a usable face left out "
+                               f"({', '.join(u['files'][:3])}{', ...' if u['count'] > 3 else ''}); "
+                               "--on-no-face whole-image embeds tight crops whole")
+            out += [f"{label}: {n}" for n in m["notes"]]
+        return out
+
+
+def list_images(source: Any, what: str = "images") -> tuple[list[str], list[str]]:
+    """``(files, notes)``: the image files under a folder (:func:`perface.io.files.collect_images`: recursive,
+    following links, each real file once) or the given list of paths, and notes on links (loops, duplicates).
 
     Raises:
-        GeneratedEvalError: a missing folder or one without images.
+        FileCollectionError: a missing folder or one without images.
     """
-    from perface.io.video import IMAGE_SUFFIXES
-
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_dir():
-            raise GeneratedEvalError(f"{os.fspath(source)}: not a folder of images")
-        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise GeneratedEvalError(f"{os.fspath(source)}: no images found (JPEG, PNG, WEBP, BMP, TIFF, GIF)")
-        return files
-    return [os.fspath(p) for p in source]
+    if not isinstance(source, (str, os.PathLike)):
+        return [os.fspath(p) for p in source], []
+    if not Path(source).is_dir():
+        raise FileCollectionError(f"{what} {os.fspath(source)}: not a folder; give a folder of face images")
+    found = collect_images([source])
+    return found.files, [f"{what}: {n}" for n in found.notes()]
 
 
 def _quiet():
@@ -88,8 +123,6 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     """
     _need(real, fake, 2, "FD (a covariance needs 2 samples)")
     from cleanfid.fid import frechet_distance as cleanfid_fd
-
-    import warnings
 
     r, f = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     with _quiet(), warnings.catch_warnings():
@@ -122,7 +155,7 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int
         raise InsufficientSamplesError(f"KID needs subsets of at least 2 images per set; the sets have {n_r} real and "
                                        f"{n_f} fake usable images (default subset size: half the smaller set)")
     if subsets < 1:
-        raise ValueError(f"subsets must be >= 1, got {subsets}")
+        raise SettingsError(f"--kid-subsets {subsets}: use at least 1 subset")
     d = r.shape[1]
     rng = np.random.RandomState(seed)
     values = np.empty(subsets)
@@ -181,73 +214,82 @@ def compare(real: np.ndarray, fake: np.ndarray, kid_subsets: int = 100, kid_subs
             **prdc_metrics(real, fake), "n_real": int(len(real)), "n_fake": int(len(fake)), "notes": notes}
 
 
-def evaluate(real: Any, fake: Any, features: Sequence[Any] = ("base",), l2: str = "off", kid_subsets: int = 100,
+def evaluate(real: Any, fake: Any, features: Sequence[Any] = ("base",), *, l2: str = "off", kid_subsets: int = 100,
              kid_subset_size: int | None = None, seed: int = 0, features_weights: Sequence[str] | None = None,
-             random_weights: bool = False, face: str | int = "largest", on_no_face: str = "skip", cache: bool = True,
-             batch_size: int = 32, workers: int = 0, detector: str = "hog", upsample: int = 0,
-             progress: Callable[[str, int], Callable[[int], None] | None] | None = None) -> DistributionReport:
+             random_weights: bool = False, face: str | int | None = None, on_no_face: str | None = None,
+             cache: bool = True, batch_size: int = 32, workers: int | None = 0,
+             load: Callable[[str], Any] | None = None, progress: ProgressFactory | None = None) -> DistributionReport:
     """Distribution metrics of fake vs real face images under one or more feature extractors.
 
     Args:
         real, fake: Folders (searched recursively) or lists of image paths.
-        features: Extractor specs (``"base"``, a model file, ``"timm:NAME"``) or extractor objects
+        features: Extractor specs (``"base"``, a model file, ``"timm:NAME"``) or loaded models / extractors
             (:func:`perface.evaluation.features.make_extractor`); each gives one entry.
         l2: ``"off"``, ``"on"`` (L2-normalise features) or ``"both"`` (adds ``LABEL+l2`` entries).
         kid_subsets, kid_subset_size, seed: KID settings (see :func:`kid`).
         features_weights: Local weights files, one per ``timm:`` extractor, in order.
         random_weights: ``timm:`` extractors without weights are randomly initialised (plumbing checks only).
-        face, on_no_face, cache, batch_size, workers, detector, upsample: Face and embedding settings
-            (``workers``: processes for detection and alignment).
-        progress: ``(label, total) -> advance`` factory.
+        face, on_no_face: Override each extractor's face options (None: the model's; timm extractors use the
+            ``base`` chip model's); ``error`` stops at images without a usable face.
+        cache, batch_size, workers: Embedding settings (``workers``: processes for decoding and detection, None
+            one per core for large sets, see :func:`perface.face.batch.auto_workers`).
+        load: Loads model names (default :func:`perface.load`); the ``base`` chip model of timm extractors too.
+        progress: ``(label, total) -> advance`` progress-bar factory.
 
     Returns:
         :class:`DistributionReport`; ``features[label]`` = ``{fd, kid: {mean, std, interval95, subset_size,
         subsets}, precision, recall, density, coverage, n_real, n_fake, dim, l2_normalized, extractor,
-        random_weights, unusable: {real, fake}}``.
+        face_options, random_weights, unusable: {real, fake}, notes}``.
 
     Raises:
+        SettingsError: a bad ``l2``, ``kid_subsets`` or ``batch_size``.
+        FileCollectionError: ``real`` / ``fake`` is not a folder of images.
+        GeneratedEvalError: ``features_weights`` do not match the ``timm:`` extractors.
         InsufficientSamplesError: too few usable images for a metric.
         FeatureExtractorError: an extractor cannot be created.
+        NoFaceError: ``on_no_face="error"`` and an image without a usable face.
     """
-    from perface.evaluation.features import make_extractor
-
-    if l2 not in ("off", "on", "both"):
-        raise ValueError(f"l2 must be off, on or both, got {l2!r}")
-    real_files, fake_files = list_images(real), list_images(fake)
+    if l2 not in L2_CHOICES:
+        raise SettingsError(f"l2 {l2!r} is not valid; use one of {', '.join(L2_CHOICES)}")
+    if kid_subsets < 1:
+        raise SettingsError(f"--kid-subsets {kid_subsets}: use at least 1 subset")
+    if batch_size < 1:
+        raise SettingsError(f"--batch-size {batch_size}: use at least 1")
+    (real_files, real_notes), (fake_files, fake_notes) = list_images(real, "--real"), list_images(fake, "--fake")
     weights = list(features_weights or [])
     n_timm = sum(1 for s in features if isinstance(s, str) and s.startswith("timm:"))
     if weights and len(weights) != n_timm:
         raise GeneratedEvalError(f"{len(weights)} --features-weights file(s) for {n_timm} timm: extractor(s); give one "
                                  "per timm: extractor, in the same order")
-    load_options = {"detector": detector, "upsample": upsample}
+    loaded: dict[str, Any] = {}
+
+    def load_once(name: str):
+        if name not in loaded:
+            loaded[name] = (load or perface_load)(name)
+        return loaded[name]
+
+    options = EmbedOptions(face=face, on_no_face=on_no_face, batch_size=batch_size, workers=workers, cache=cache,
+                           progress=progress)
     out: dict[str, dict] = {}
-    chip_model = None
     for spec in features:
         w = weights.pop(0) if weights and isinstance(spec, str) and spec.startswith("timm:") else None
-        if isinstance(spec, str) and spec.startswith("timm:") and chip_model is None:
-            from perface.loading import load
-
-            chip_model = load("base", **load_options)
-        ext = make_extractor(spec, weights=w, random_weights=random_weights, face=face, on_no_face=on_no_face,
-                             cache=cache, batch_size=batch_size, workers=workers, chip_model=chip_model,
-                             load_options=load_options)
-        sets = {}
-        for which, files in (("real", real_files), ("fake", fake_files)):
-            advance = progress(f"{ext.label} {which}", len(files)) if progress else None
-            sets[which] = ext(files, progress=advance)
-        variants = {"off": [False], "on": [True], "both": [False, True]}[l2]
-        for normalise in variants:
+        ext = spec if isinstance(spec, Extractor) else make_extractor(spec, weights=w, random_weights=random_weights,
+                                                                      load=load_once)
+        sets = {which: extract_features(ext.model, files, options, f"{ext.label} {which}")
+                for which, files in (("real", real_files), ("fake", fake_files))}
+        for normalise in {"off": [False], "on": [True], "both": [False, True]}[l2]:
             r, f = sets["real"].features, sets["fake"].features
             if normalise:
                 r, f = _l2(r), _l2(f)
             label = ext.label + ("+l2" if normalise and l2 == "both" else "")
             metrics = compare(r, f, kid_subsets, kid_subset_size, seed)
             metrics.update(dim=int(r.shape[1]), l2_normalized=normalise, extractor=ext.describe(),
-                           random_weights=bool(getattr(ext, "random_weights", False)),
-                           unusable={"real": sets["real"].unusable_report(), "fake": sets["fake"].unusable_report()})
+                           face_options=ext.model.face_options.override(face=face, on_no_face=on_no_face).to_dict(),
+                           random_weights=ext.random_weights,
+                           unusable={"real": sets["real"].unusable, "fake": sets["fake"].unusable})
             out[label] = metrics
     info = {"real": os.fspath(real) if isinstance(real, (str, os.PathLike)) else f"<{len(real_files)} files>",
             "fake": os.fspath(fake) if isinstance(fake, (str, os.PathLike)) else f"<{len(fake_files)} files>",
             "n_real_total": len(real_files), "n_fake_total": len(fake_files), "l2": l2, "seed": seed,
-            "face": face, "on_no_face": on_no_face, "pr_k": PR_K, "dc_k": DC_K}
+            "pr_k": PR_K, "dc_k": DC_K, "notes": real_notes + fake_notes}
     return DistributionReport(out, info)

@@ -104,6 +104,13 @@ def _write_rows(rows: list[dict], path: Path) -> None:
     pd.DataFrame(rows).to_parquet(path, index=False)
 
 
+def _input(info: dict) -> str:
+    """``pairs `FILE``` or ``folders source `A`, target `B`, ...``."""
+    if info.get("folders"):
+        return "folders " + ", ".join(f"{role} `{folder}`" for role, folder in info["folders"].items())
+    return f"pairs `{info['pairs']}`"
+
+
 def _unusable_lines(unusable: list[dict]) -> list[str]:
     if not unusable:
         return ["No unusable rows."]
@@ -140,8 +147,8 @@ def _swap(report, out: Path) -> list[str]:
                                   f"pose {np.mean([r['yaw_error'], r['pitch_error'], r['roll_error']]):.1f}deg "
                                   f"attr {r['attribute_score_100']:.0f}"),
                        out / "contact_sheet.png", "best and worst rows by identity margin (source - target)")
-    lines = [f"# Face swap evaluation", "",
-             f"pairs `{report.info['pairs']}`, perceptual model `{report.info['model']}`, identity model "
+    lines = ["# Face swap evaluation", "",
+             f"{_input(report.info)}, perceptual model `{report.info['model']}`, identity model "
              f"`{report.info['id_model']}`; {report.info['n']} of {report.info['n_total']} rows evaluated, "
              f"{report.info['source_identities']} source identities.", ""]
     lines += _summary_table(report.summary)
@@ -167,7 +174,8 @@ def _anonymization(report, out: Path) -> list[str]:
                        lambda r: (f"id {r['identity_similarity']:.3f}{' RE-ID' if r['reidentified'] else ''}\n"
                                   f"perc {r['perceptual_similarity']:.3f} attr {r['attribute_score_100']:.0f}"),
                        out / "contact_sheet.png", "most and least re-identifiable rows")
-    lines = ["# Anonymisation evaluation", "", report.verdict, ""] + _summary_table(report.summary)
+    lines = ["# Anonymisation evaluation", "", f"{_input(report.info)}, perceptual model `{report.info['model']}`, "
+             f"identity model `{report.info['id_model']}`.", "", report.verdict, ""] + _summary_table(report.summary)
     lines += ["", "![identity](identity.png)", "", "![contact sheet](contact_sheet.png)", "", "## Unusable rows", ""]
     return lines + _unusable_lines(report.unusable)
 

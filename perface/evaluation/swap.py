@@ -4,6 +4,10 @@ and look as sharp as the target? (``perface eval swap``)
 Protocol, per row ``(source, target, result)`` (faces measured by :class:`~perface.evaluation.face_analysis.
 FaceAnalyzer`: one detection per image, aligned per model):
 
+Inputs: a pairs file (CSV/TSV/Parquet) or DataFrame with columns ``source,target,result`` (optional
+``source_identity``), or three folders matched by file name. Faces are found with the perceptual model's face
+options (``face`` / ``on_no_face`` override them).
+
 * ``identity_similarity``: cosine of the identity model's (``id_model``, default ``base``) embeddings of
   source and result; ``identity_score_100 = 100 * max(0, cos)``, the cosine in percent as face-swap and
   face-similarity tables report it (negative cosines count as 0). Its range depends on the identity model:
@@ -31,15 +35,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable
+from functools import partial
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from perface.errors import GeneratedEvalError
-from perface.evaluation.face_analysis import (FaceRecord, analyze_images, attribute_score, expression_error,
-                                              identity_score_100, load_models, pose_errors, read_rows, summarize,
-                                              unusable_reason)
+from perface.evaluation.face_analysis import (FaceAnalyzer, FaceRecord, analyze_images, check_bootstrap,
+                                              column_summary, identity_score_100, load_models, model_info,
+                                              preservation, preservation_summary, row_table, split_rows,
+                                              summary_table, unusable_warnings)
+from perface.progress import ProgressFactory
 
 __all__ = ["COLUMNS", "SUMMARY_KEYS", "SwapReport", "evaluate"]
 
@@ -59,7 +64,8 @@ class SwapReport:
             ``{yaw: {...}, pitch: {...}, roll: {...}}``).
         rows: One flat dict per usable row (see README for the columns).
         unusable: ``[{row, source, target, result, reason}]``.
-        info: Inputs and settings (``pairs``, ``root``, ``model``, ``id_model``, ``n``, ``n_total``, ...).
+        info: Inputs and settings (``pairs``, ``folders``, ``root``, ``model``, ``id_model``, ``face_options``,
+            ``n``, ``n_total``, ``source_identities``).
         records: ``{image name: FaceRecord}`` (thumbnails for contact sheets; not serialised).
     """
 
@@ -73,6 +79,16 @@ class SwapReport:
         """JSON-ready: ``{command, ..., summary, rows, unusable: {count, rows}}``."""
         return {"command": "swap", **self.info, "summary": self.summary, "rows": self.rows,
                 "unusable": {"count": len(self.unusable), "rows": self.unusable}}
+
+    def table(self) -> list[str]:
+        """The text ``perface eval swap`` prints: a head line and the summary table."""
+        i = self.info
+        return [f"face swaps: {i['n']} of {i['n_total']} rows evaluated; identity model {i['id_model']}, perceptual "
+                f"model {i['model']}; {i['source_identities']} source identities"] + summary_table(self.summary)
+
+    def warnings(self) -> list[str]:
+        """Lines about rows left out (for stderr)."""
+        return unusable_warnings(self.unusable, self.info["n_total"])
 
 
 def _retrieval(rows: list[dict], records: dict[str, FaceRecord], identities: list[str]) -> tuple[list, int]:
@@ -96,91 +112,70 @@ def _retrieval(rows: list[dict], records: dict[str, FaceRecord], identities: lis
     return ranks, len(names)
 
 
-def evaluate(pairs: Any, root: str | os.PathLike | None = None, model: Any = "base", id_model: Any = "base",
-             face: str | int = "largest", on_no_face: str = "skip", n_boot: int = 2000, seed: int = 0,
-             batch_size: int = 32, detector: str = "hog", upsample: int = 0,
-             progress: Callable[[int], None] | None = None) -> SwapReport:
+def evaluate(pairs: Any = None, root: str | os.PathLike | None = None, model: Any = "base", id_model: Any = "base",
+             *, folders: Mapping[str, str | os.PathLike | None] | None = None, face: str | int | None = None,
+             on_no_face: str | None = None, n_boot: int = 2000, seed: int = 0, batch_size: int = 32,
+             load: Callable[[str], Any] | None = None, progress: ProgressFactory | None = None) -> SwapReport:
     """Evaluate face swaps.
 
     Args:
         pairs: CSV/TSV/Parquet path or DataFrame with columns ``source,target,result`` (optional
-            ``source_identity``); or the DataFrame of :func:`~perface.evaluation.face_analysis.rows_from_folders`.
-        root: Folder relative paths start from (default: the pairs file's folder, or the working directory for
-            DataFrames).
-        model: The PerFace (perceptual) model: a name/path for :func:`perface.load` or a loaded model.
-        id_model: The identity model (name/path or loaded), default ``base`` (dlib ResNet).
-        face: Which face per image (``largest``, ``center``, index).
-        on_no_face: ``skip`` (list the row as unusable), ``whole-image`` (tight crops) or ``error``.
-        n_boot, seed: Bootstrap of the CIs.
+            ``source_identity``).
+        root: Folder the file's relative paths start from (default: :func:`perface.io.files.resolve_root`: the
+            file's folder, its ``images/`` or the dataset root, whichever holds the images; for a DataFrame,
+            None keeps the paths as given).
+        model: The PerFace (perceptual) model: loaded, or a name/path for ``load``; its face options find faces.
+        id_model: The identity model (loaded or name/path), default ``base`` (dlib ResNet).
+        folders: ``{"source": DIR, "target": DIR, "result": DIR}`` instead of ``pairs``: rows matched by file
+            name (the result folder's names define the rows).
+        face, on_no_face: Override the perceptual model's choice of face (``largest``, ``center``, index) and
+            no-face policy (``skip``: list the row as unusable, ``whole-image``: tight crops, ``error``).
+        n_boot, seed: Bootstrap of the CIs (``n_boot`` >= 100).
         batch_size: Chips per network call.
-        detector, upsample: Face detector settings for models loaded here.
-        progress: Called with the number of images measured.
+        load: Loads model names (default :func:`perface.load`).
+        progress: ``(label, total) -> advance`` progress-bar factory (:func:`perface.progress.bars`).
 
     Returns:
         :class:`SwapReport`.
 
     Raises:
-        GeneratedEvalError: malformed pairs file or ``root`` not a folder. Rows without usable faces never raise
-            (unless ``on_no_face="error"``): they are listed in ``unusable``; with none usable, every statistic
-            has ``n`` 0.
+        UsageError: both or neither of ``pairs`` and ``folders``.
+        SettingsError: ``n_boot`` < 100, a bad face option or batch size, ``root`` not a folder.
+        TableError, GeneratedEvalError, FileCollectionError: a malformed pairs file or bad folders. Rows without
+            usable faces never raise (unless ``on_no_face="error"``): they are listed in ``unusable``; with none
+            usable, every statistic has ``n`` 0.
     """
-    table = read_rows(pairs, COLUMNS, optional=("source_identity",), what="pairs file",
-                      allow_empty=not isinstance(pairs, (str, os.PathLike)))
-    if root is None and isinstance(pairs, (str, os.PathLike)):
-        root = Path(pairs).resolve().parent
-    root_path = Path(root) if root is not None else None
-    if root_path is not None and not root_path.is_dir():
-        raise GeneratedEvalError(f"root {root}: not a folder")
-    models = load_models(model, id_model, detector=detector, upsample=upsample)
-    records = analyze_images(models, [*table["source"], *table["target"], *table["result"]], root_path, face,
-                             on_no_face, batch_size, progress)
-    rows, unusable, identities = [], [], []
-    for i, r in table.iterrows():
-        roles = {c: r[c] for c in COLUMNS}
-        why = unusable_reason(roles, records)
-        if why:
-            unusable.append({"row": int(i), **roles, "reason": why})
-            continue
-        s, t, x = (records[r[c]] for c in COLUMNS)
+    table = row_table(pairs, folders, COLUMNS, optional=("source_identity",), root=root)
+    check_bootstrap(n_boot)
+    models = load_models(model, id_model, load)
+    analyzer = FaceAnalyzer(models, face=face, on_no_face=on_no_face, batch_size=batch_size)
+    frame = table.frame
+    records = analyze_images(analyzer, [*frame["source"], *frame["target"], *frame["result"]], table.root, progress)
+    usable, unusable = split_rows(frame, COLUMNS, records)
+    rows, identities = [], []
+    for i, roles, (s, t, x) in usable:
         id_src = float(np.dot(s.embeddings["identity"], x.embeddings["identity"]))
         id_tgt = float(np.dot(t.embeddings["identity"], x.embeddings["identity"]))
-        perr = pose_errors(t.pose, x.pose)
-        expr = expression_error(t, x)
-        row = {"row": int(i), **roles,
-               "identity_similarity": id_src, "identity_score_100": identity_score_100(id_src),
-               "target_leakage": id_tgt, "identity_margin": id_src - id_tgt,
-               "id_retrieval_rank": None, "id_retrieval_top1": None, "id_retrieval_top5": None,
-               "perceptual_to_source": float(np.dot(s.embeddings["perceptual"], x.embeddings["perceptual"])),
-               "perceptual_to_target": float(np.dot(t.embeddings["perceptual"], x.embeddings["perceptual"])),
-               **{f"target_{k}": float(getattr(t.pose, k)) for k in ("yaw", "pitch", "roll")},
-               **{f"result_{k}": float(getattr(x.pose, k)) for k in ("yaw", "pitch", "roll")},
-               **{f"{k}_error": v for k, v in perr.items()},
-               "expression_error": expr, "attribute_score_100": attribute_score(perr, expr),
-               "clarity_target": t.clarity, "clarity_result": x.clarity,
-               "clarity_ratio": x.clarity / t.clarity if t.clarity and t.clarity > 0 else None}
-        rows.append(row)
-        identities.append(r["source_identity"] if "source_identity" in table.columns and r["source_identity"]
-                          else r["source"])
+        rows.append({"row": i, **roles,
+                     "identity_similarity": id_src, "identity_score_100": identity_score_100(id_src),
+                     "target_leakage": id_tgt, "identity_margin": id_src - id_tgt,
+                     "id_retrieval_rank": None, "id_retrieval_top1": None, "id_retrieval_top5": None,
+                     "perceptual_to_source": float(np.dot(s.embeddings["perceptual"], x.embeddings["perceptual"])),
+                     "perceptual_to_target": float(np.dot(t.embeddings["perceptual"], x.embeddings["perceptual"])),
+                     **preservation(t, x, "target", "result")})
+        ident = frame.at[i, "source_identity"] if "source_identity" in frame.columns else ""
+        identities.append(ident or roles["source"])
     ranks, n_identities = _retrieval(rows, records, identities) if rows else ([], 0)
     for row, rank in zip(rows, ranks):
         if rank is not None:
             row.update(id_retrieval_rank=rank, id_retrieval_top1=rank == 1, id_retrieval_top5=rank <= 5)
-
-    def stat(key: str) -> dict:
-        return summarize([row[key] for row in rows if row[key] is not None], n_boot=n_boot, seed=seed)
-
-    summary = {k: stat(k) for k in ("identity_similarity", "identity_score_100", "target_leakage", "identity_margin")}
-    for k in ("id_retrieval_top1", "id_retrieval_top5"):
-        summary[k] = summarize([float(row[k]) for row in rows if row[k] is not None], n_boot=n_boot, seed=seed)
-        if n_identities < 2:
+    stat = partial(column_summary, rows, n_boot=n_boot, seed=seed)
+    summary = {k: stat(k) for k in SUMMARY_KEYS[:6]}
+    if n_identities < 2:
+        for k in ("id_retrieval_top1", "id_retrieval_top5"):
             summary[k]["reason"] = f"needs at least 2 source identities, the file has {n_identities}"
     summary.update({k: stat(k) for k in ("perceptual_to_source", "perceptual_to_target")})
-    summary["pose_error_deg"] = {a: stat(f"{a}_error") for a in ("yaw", "pitch", "roll")}
-    summary.update({k: stat(k) for k in ("expression_error", "attribute_score_100", "clarity_ratio")})
-    info = {"pairs": os.fspath(pairs) if isinstance(pairs, (str, os.PathLike)) else "<DataFrame>",
-            "root": None if root_path is None else str(root_path),
-            "model": getattr(models["perceptual"], "name", str(model)),
-            "id_model": getattr(models["identity"], "name", str(id_model)),
-            "face": face, "on_no_face": on_no_face, "n": len(rows), "n_total": int(len(table)),
+    summary.update(preservation_summary(rows, n_boot=n_boot, seed=seed))
+    info = {**table.info(), **model_info(models, analyzer), "n": len(rows), "n_total": int(len(frame)),
             "source_identities": n_identities}
     return SwapReport(summary, rows, unusable, info, records)

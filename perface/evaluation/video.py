@@ -4,7 +4,8 @@ Frames are read with :func:`perface.io.video.read_frames` (PyAV or OpenCV; MP4, 
 folder of frames; ``every`` K-th frame or ``frames`` N evenly spaced). In each frame the face is detected;
 when several are found, the one whose box centre is nearest the previous face's is kept (the largest in the
 first frame with a face). Each face is embedded by the identity model (``id_model``, default ``base``) and by
-the PerFace model (``model``).
+the PerFace model (``model``). Faces are found with the PerFace model's face options (``face`` and
+``on_no_face`` override them; ``whole-image`` does not apply to videos).
 
 Per video and per model, over the frames with a face (``f_0`` is the first of them):
 
@@ -34,15 +35,25 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 
-from perface.errors import GeneratedEvalError, VideoReadError
-from perface.evaluation.face_analysis import FaceAnalyzer, FaceRecord, load_models, read_rows
+from perface.errors import GeneratedEvalError, SettingsError, UsageError, VideoReadError
+from perface.evaluation.face_analysis import FaceAnalyzer, FaceRecord, load_models, model_info, read_rows
+from perface.io.files import resolve_root
+from perface.io.tables import text_table
+from perface.io.video import check_selection, read_frames
+from perface.progress import ProgressFactory
 
 __all__ = ["METRIC_KEYS", "VideoReport", "evaluate", "sequence_metrics"]
 
 #: Keys computed per model for each video.
 METRIC_KEYS = ("mean", "std", "min", "consistency", "frame_to_frame", "subject_consistency", "largest_drop",
                "change_point")
+_TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.4f}"
 
 
 @dataclass
@@ -56,6 +67,28 @@ class VideoReport:
     def to_dict(self) -> dict:
         return {"command": "video", **self.info, "videos": self.videos,
                 "unusable": {"count": len(self.unusable), "videos": self.unusable}}
+
+    def table(self) -> list[str]:
+        """The text ``perface eval video`` prints: one line per video (identity model's numbers)."""
+        rows = [["video", "frames", "no face", "mean", "std", "min", "consistency", "frame-to-frame",
+                 "subject cons.", "change at"]]
+        for v in self.videos:
+            cp = v["change_point"]
+            rows.append([v["video"], str(v["frames"]), str(len(v["frames_without_face"])), _f(v["mean"]), _f(v["std"]),
+                         _f(v["min"]), _f(v["consistency"]), _f(v["frame_to_frame"]), _f(v["subject_consistency"]),
+                         f"{cp['frame']} (drop {cp['drop']:.3f})" if cp else "-"])
+        return [f"identity model {self.info['id_model']} (numbers below), perceptual model {self.info['model']} "
+                "(in --json/--report)"] + text_table(rows)
+
+    def warnings(self) -> list[str]:
+        """Lines about frames without a face and videos left out (for stderr)."""
+        out = []
+        for v in self.videos:
+            missing = v["frames_without_face"]
+            if missing:
+                shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+                out.append(f"{v['video']}: no face in {len(missing)} of {v['frames']} frames ({shown})")
+        return out + [f"{u['video']}: left out: {u['reason']}" for u in self.unusable]
 
 
 def sequence_metrics(embeddings: np.ndarray, frame_indices: Sequence[int], reference: np.ndarray | None) -> dict:
@@ -116,50 +149,72 @@ def _resolve(path: str, root: Path | None) -> str:
     return str(root / path) if root is not None and path and not os.path.isabs(path) else path
 
 
-def evaluate(videos: Any, reference: str | os.PathLike | None = None, model: Any = "base", id_model: Any = "base",
-             frames: int | None = None, every: int = 1, backend: str = "pyav", root: str | os.PathLike | None = None,
-             face: str | int = "largest", on_no_face: str = "skip", batch_size: int = 32, detector: str = "hog",
-             upsample: int = 0, progress: Callable[[int], None] | None = None) -> VideoReport:
+def _items(videos: Any, videos_file: Any, reference: str | os.PathLike | None, root: str | os.PathLike | None
+           ) -> list[tuple[str, str | None]]:
+    """``(video, reference or None)`` per video to evaluate."""
+    if isinstance(videos, pd.DataFrame) or (isinstance(videos, (str, os.PathLike))
+                                            and str(videos).lower().endswith(_TABLE_SUFFIXES)):
+        videos, videos_file = None, videos
+    listed = [] if videos is None else [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
+    if listed and videos_file is not None:
+        raise UsageError("give VIDEO arguments or --videos CSV, not both")
+    if not listed and videos_file is None:
+        raise UsageError("eval video needs VIDEO arguments or --videos CSV")
+    if reference is not None and not Path(reference).is_file():
+        raise GeneratedEvalError(f"--reference {os.fspath(reference)}: no such image file; check the path")
+    default = os.fspath(reference) if reference is not None else None
+    if videos_file is None:
+        return [(os.fspath(v), default) for v in listed]
+    table = read_rows(videos_file, ("video",), optional=("reference",), what="videos file")
+    if isinstance(videos_file, pd.DataFrame):
+        folder = resolve_root("", root=root) if root is not None else None
+    else:
+        folder = resolve_root(videos_file, list(table["video"]), root)
+    refs = table["reference"] if "reference" in table else [""] * len(table)
+    return [(_resolve(v, folder), _resolve(r, folder) if r else default) for v, r in zip(table["video"], refs)]
+
+
+def evaluate(videos: Any = None, reference: str | os.PathLike | None = None, model: Any = "base",
+             id_model: Any = "base", *, videos_file: Any = None, frames: int | None = None, every: int = 1,
+             backend: str = "pyav", root: str | os.PathLike | None = None, face: str | int | None = None,
+             on_no_face: str | None = None, batch_size: int = 32, load: Callable[[str], Any] | None = None,
+             progress: ProgressFactory | None = None) -> VideoReport:
     """Evaluate the face consistency of videos.
 
     Args:
-        videos: A video path, a list of them, or a CSV/Parquet path / DataFrame with columns ``video`` and
-            (optional) ``reference``; relative paths in a file start at ``root`` (default: the file's folder).
+        videos: A video path (file or frame folder) or a list of them; a CSV/TSV/Parquet path or DataFrame is
+            taken as ``videos_file``.
         reference: Reference image for every video without its own (None: the first frame with a face).
-        model, id_model: Perceptual and identity models (names/paths or loaded).
+        model, id_model: Perceptual and identity models (loaded, or names/paths for ``load``).
+        videos_file: Instead of ``videos``: a table with columns ``video`` and (optional) ``reference``; its
+            relative paths start at ``root`` (default: :func:`perface.io.files.resolve_root`).
         frames, every, backend: Frame selection and decoder (:func:`perface.io.video.read_frames`).
-        face: Which face in the first frame (``largest``, ``center``, index); later frames follow it.
-        on_no_face: ``skip`` (frames without a face are listed) or ``error``.
-        batch_size, detector, upsample: Embedding and detector settings.
-        progress: Called with the number of frames analysed.
+        face: Which face in the first frame (``largest``, ``center``, index; None: the model's); later frames
+            follow it.
+        on_no_face: ``skip`` (frames without a face are listed) or ``error``; None: the model's (a model that
+            records ``whole-image`` skips).
+        batch_size: Chips per network call.
+        load: Loads model names (default :func:`perface.load`).
+        progress: ``(label, total) -> advance`` progress-bar factory (one bar per video).
 
     Returns:
         :class:`VideoReport`.
 
     Raises:
+        UsageError: both or neither of ``videos`` and ``videos_file``.
+        SettingsError: bad ``frames`` / ``every`` / ``backend``, ``on_no_face="whole-image"``, a bad face option.
         VideoReadError: every video failed to read (the first failure's message).
-        GeneratedEvalError: a malformed videos file, or a reference image without a usable face when it is
-            the only video.
+        GeneratedEvalError: a malformed videos file, a missing ``reference``, or a reference image without a
+            usable face when it is the only video.
     """
-    import pandas as pd
-
-    if isinstance(videos, pd.DataFrame) or (isinstance(videos, (str, os.PathLike))
-                                            and Path(videos).suffix.lower() in (".csv", ".tsv", ".parquet")):
-        table = read_rows(videos, ("video",), optional=("reference",), what="videos file")
-        if root is None and not isinstance(videos, pd.DataFrame):
-            root = Path(videos).resolve().parent
-        items = [(_resolve(v, Path(root) if root else None),
-                  _resolve(r, Path(root) if root else None) if r else None)
-                 for v, r in zip(table["video"], table["reference"] if "reference" in table else [""] * len(table))]
-    else:
-        paths = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
-        if not paths:
-            raise GeneratedEvalError("no video given")
-        items = [(os.fspath(v), None) for v in paths]
-    items = [(v, r if r else (os.fspath(reference) if reference is not None else None)) for v, r in items]
-    models = load_models(model, id_model, detector=detector, upsample=upsample)
-    analyzer = FaceAnalyzer(models, face=face, on_no_face="skip" if on_no_face == "skip" else "error",
-                            batch_size=batch_size)
+    items = _items(videos, videos_file, reference, root)
+    check_selection(every, frames, backend)
+    if on_no_face == "whole-image":
+        raise SettingsError("--on-no-face whole-image does not apply to videos: frames without a face are listed "
+                            "(skip) or stop the run (error)")
+    models = load_models(model, id_model, load)
+    policy = on_no_face or ("error" if models["perceptual"].face_options.on_no_face == "error" else "skip")
+    analyzer = FaceAnalyzer(models, face=face, on_no_face=policy, batch_size=batch_size)
     refs: dict[str, FaceRecord] = {}
     for r in dict.fromkeys(r for _, r in items if r):
         refs[r] = analyzer.analyze([(r, r)])[0]
@@ -170,25 +225,18 @@ def evaluate(videos: Any, reference: str | os.PathLike | None = None, model: Any
             errors.append(GeneratedEvalError(f"reference {ref}: {refs[ref].error}"))
             continue
         try:
-            clip = _read(video, frames, every, backend)
+            clip = read_frames(video, every=every, frames=frames, backend=backend)
         except VideoReadError as exc:
             unusable.append({"video": video, "reference": ref, "reason": str(exc)})
             errors.append(exc)
             continue
-        out.append(_evaluate_clip(analyzer, clip, video, ref, refs.get(ref) if ref else None, progress))
+        advance = progress(f"frames of {Path(video).name}", len(clip)) if progress else None
+        out.append(_evaluate_clip(analyzer, clip, video, ref, refs.get(ref) if ref else None, advance))
     if not out and errors:
         raise errors[0]
-    info = {"model": getattr(models["perceptual"], "name", str(model)),
-            "id_model": getattr(models["identity"], "name", str(id_model)), "backend": backend,
-            "every": None if frames is not None else every, "frames_requested": frames, "face": face,
-            "n": len(out), "n_total": len(items)}
+    info = {**model_info(models, analyzer), "backend": backend, "every": None if frames is not None else every,
+            "frames_requested": frames, "n": len(out), "n_total": len(items)}
     return VideoReport(out, unusable, info)
-
-
-def _read(video: str, frames: int | None, every: int, backend: str):
-    from perface.io.video import read_frames
-
-    return read_frames(video, every=every, frames=frames, backend=backend)
 
 
 def _evaluate_clip(analyzer: FaceAnalyzer, clip, video: str, ref: str | None, ref_record: FaceRecord | None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import dlib
 import numpy as np
 
@@ -39,6 +41,19 @@ class LandmarkPredictor:
         """
         shape = self._predictor(image, to_dlib_rect(box))
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+
+@lru_cache(maxsize=None)
+def landmark_predictor(points: int = 5) -> LandmarkPredictor:
+    """The process-wide :class:`LandmarkPredictor` for ``points`` (5 or 68), loaded on first use.
+
+    Loading the 68-point model takes about a second; code that predicts landmarks outside a
+    :class:`~perface.face.FacePipeline` (pose and expression measures, test helpers) shares these.
+
+    Raises:
+        ValueError: ``points`` is not 5 or 68.
+    """
+    return LandmarkPredictor(points)
 
 
 def to_dlib_rect(box: tuple[float, float, float, float]) -> "dlib.rectangle":

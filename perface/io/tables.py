@@ -1,5 +1,5 @@
-"""CSV / Parquet tables: reading with every value as a string, writing by extension, and the one true/false
-vocabulary.
+"""CSV / Parquet tables: reading with every value as a string (tab-separated text too), writing by extension, the
+one true/false vocabulary, and the aligned text tables commands print (:func:`text_table`).
 
 Every table perface reads (triplets, judgments, label files, pairs CSVs, swap pairs, campaign tasks) goes through
 :func:`read_table`, so encodings, blank cells and error messages behave the same everywhere.
@@ -14,7 +14,8 @@ import pandas as pd
 
 from perface.errors import TableError
 
-__all__ = ["FALSE_WORDS", "TRUE_WORDS", "is_parquet", "parse_bool", "read_table", "where", "write_table"]
+__all__ = ["FALSE_WORDS", "TRUE_WORDS", "delimiter", "is_parquet", "parse_bool", "read_table", "text_table", "where",
+           "write_table"]
 
 #: Cell values read as true / false (case-insensitive, stripped); ``on`` is what HTML checkboxes send.
 TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "on"})
@@ -61,12 +62,34 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
+def delimiter(path: str | os.PathLike) -> str:
+    """The field separator of a text table: a tab for ``.tsv`` / ``.tab`` files and for files whose first line
+    has tabs but no comma (tab-separated exports), else a comma."""
+    if str(path).lower().endswith((".tsv", ".tab")):
+        return "\t"
+    try:
+        with open(path, "rb") as f:
+            header = f.readline()
+    except OSError:
+        return ","
+    return "\t" if b"\t" in header and b"," not in header else ","
+
+
+def text_table(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as lines of left-aligned columns two spaces apart (the tables commands print)."""
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
 def read_table(path: str | os.PathLike, error: type[TableError] = TableError, example: str = "path,..."
                ) -> tuple[pd.DataFrame, str]:
     """Read a CSV or Parquet file with every column as a string (missing = empty string), names stripped.
 
     Args:
-        path: The file (``.parquet`` / ``.pq`` is Parquet, anything else CSV, UTF-8 with or without BOM).
+        path: The file (``.parquet`` / ``.pq`` is Parquet, anything else CSV, UTF-8 with or without BOM;
+            tab-separated text is read too, see :func:`delimiter`).
         error: The :class:`TableError` subclass to raise (AnnotationError, LabelFileError, ...).
         example: A header that would be valid, for the empty-file message.
 
@@ -91,7 +114,8 @@ def read_table(path: str | os.PathLike, error: type[TableError] = TableError, ex
         frame.columns = [str(c).strip() for c in frame.columns]
         return frame, "parquet"
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig")
+        frame = pd.read_csv(path, sep=delimiter(path), dtype=str, keep_default_na=False, na_filter=False,
+                            encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise error(f"{path}:1: empty file (expected a header row such as '{example}')") from None
     except pd.errors.ParserError as exc:

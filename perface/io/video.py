@@ -6,7 +6,8 @@ Backends:
   bundled FFmpeg knows; frames come out in presentation order, converted to RGB24.
 * ``"opencv"``: ``cv2.VideoCapture`` with OpenCV's FFmpeg backend (BGR converted to RGB).
 * A **folder** is read as one image per frame, in natural sort order of the file names (``frame2`` before
-  ``frame10``), each through :func:`perface.io.image.load_image`; files that are not images are ignored
+  ``frame10``), each through :func:`perface.io.image.load_image`; files without an image ending
+  (:data:`perface.io.files.IMAGE_SUFFIXES`) are ignored
   (a folder without any is an error), and a frame that fails to decode is an error naming it.
 
 Frame selection: ``every=K`` keeps frames 0, K, 2K, ...; ``frames=N`` keeps N frames evenly spaced over the
@@ -27,13 +28,13 @@ from typing import Iterator
 
 import numpy as np
 
-from perface.errors import ImageLoadError, VideoReadError
+from perface.errors import ImageLoadError, SettingsError, VideoReadError
+from perface.io.files import IMAGE_SUFFIXES
+from perface.io.image import load_image
 
-__all__ = ["BACKENDS", "IMAGE_SUFFIXES", "VideoFrames", "count_frames", "read_frames"]
+__all__ = ["BACKENDS", "VideoFrames", "check_selection", "count_frames", "read_frames"]
 
 BACKENDS = ("pyav", "opencv")
-#: File name suffixes taken as frame images inside a folder.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
 @dataclass
@@ -70,13 +71,18 @@ def _selected(total: int, every: int, frames: int | None) -> set[int]:
     return set(range(0, total, every))
 
 
-def _check_args(every: int, frames: int | None, backend: str) -> None:
+def check_selection(every: int = 1, frames: int | None = None, backend: str = "pyav") -> None:
+    """Check a frame selection and decoder before any video is opened.
+
+    Raises:
+        SettingsError: ``every`` or ``frames`` below 1, or an unknown ``backend``.
+    """
     if backend not in BACKENDS:
-        raise ValueError(f"video backend must be one of {BACKENDS}, got {backend!r}")
+        raise SettingsError(f"video backend {backend!r} is not known; use one of {', '.join(BACKENDS)}")
     if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+        raise SettingsError(f"--every {every}: keep every K-th frame with K at least 1")
     if frames is not None and frames < 1:
-        raise ValueError(f"frames must be >= 1, got {frames}")
+        raise SettingsError(f"--frames {frames}: analyse at least 1 frame")
 
 
 def _check_file(path: Path, name: str) -> None:
@@ -102,9 +108,9 @@ def read_frames(source: str | os.PathLike, every: int = 1, frames: int | None = 
 
     Raises:
         VideoReadError: missing/empty/corrupt input, no video stream, or no frame could be decoded.
-        ValueError: bad ``every`` / ``frames`` / ``backend``.
+        SettingsError: bad ``every`` / ``frames`` / ``backend``.
     """
-    _check_args(every, frames, backend)
+    check_selection(every, frames, backend)
     name = os.fspath(source)
     path = Path(name)
     _check_file(path, name)
@@ -226,13 +232,11 @@ def _iter_opencv(path: Path, name: str) -> Iterator[tuple[int, np.ndarray, float
 
 
 def _read_folder(path: Path, name: str, every: int, frames: int | None) -> VideoFrames:
-    from perface.io.image import load_image
-
     files = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                    key=lambda p: _natural_key(p.name))
     if not files:
         raise VideoReadError(f"could not read video '{name}': the folder has no frame images "
-                             f"({', '.join(IMAGE_SUFFIXES)}); pass a video file or a folder of frames")
+                             f"({', '.join(sorted(IMAGE_SUFFIXES))}); pass a video file or a folder of frames")
     keep = sorted(_selected(len(files), every, frames))
     out = []
     for i in keep:

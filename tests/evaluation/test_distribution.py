@@ -10,7 +10,8 @@ import perface
 from perface.cli.main import main
 from perface.errors import InsufficientSamplesError
 from perface.evaluation import distribution
-from perface.evaluation.features import PerFaceFeatures
+from perface.evaluation.evaluate import EmbedOptions
+from perface.evaluation.features import extract_features
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +29,9 @@ def sets(data_root):
 
 @pytest.fixture(scope="module")
 def feats(sets, model):
-    ext = PerFaceFeatures(model)
-    whole = PerFaceFeatures(model, on_no_face="whole-image")
-    return {"a": ext(sets["a"]), "b": ext(sets["b"]), "utk": whole(sets["utk"])}
+    whole = EmbedOptions(on_no_face="whole-image")
+    return {"a": extract_features(model, sets["a"]), "b": extract_features(model, sets["b"]),
+            "utk": extract_features(model, sets["utk"], whole)}
 
 
 def test_kid_matches_clean_fid(feats):
@@ -136,3 +137,8 @@ def test_cli_distribution_json_and_report(sets, tmp_path, capsys):
     assert main(args + ["--kid-subset-size", "500"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "KID subset size 500 is larger than the sets" in err
+    for bad, message in ((["--kid-subsets", "0"], "--kid-subsets 0: use at least 1 subset"),
+                         (["--real", str(tmp_path / "nope")], "--real " + str(tmp_path / "nope") + ": not a folder")):
+        assert main(args + bad) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err

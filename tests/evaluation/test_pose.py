@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from perface.face.detector import FaceDetector
-from perface.face.landmarks import LandmarkPredictor
+from perface.face.landmarks import landmark_predictor
 from perface.face.pose import MODEL_POINTS, MODEL_POINTS_3D, expression_distance, head_pose
 from perface.io.image import load_image
 
@@ -15,7 +15,7 @@ PEOPLE = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", 
 
 @pytest.fixture(scope="module")
 def measure():
-    detector, predictor = FaceDetector("hog", upsample=1), LandmarkPredictor(68)
+    detector, predictor = FaceDetector("hog", upsample=1), landmark_predictor(68)
 
     def run(image):
         found = detector(image)

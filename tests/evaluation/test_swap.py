@@ -1,9 +1,8 @@
 """``perface eval swap`` / ``anonymization`` on real LFW photos: (a) "perfect identity transfer" rows whose
 result is another photo of the source person, (b) "no-op" rows whose result is the target itself, (c) real
-swaps made by a classical landmark face swap (tests/helpers/faceswap.py)."""
+swaps made by a classical landmark face swap (perface.evaluation.classical_swap)."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers.faceswap import face_swap  # noqa: E402
-
-import perface  # noqa: E402
-from perface.cli.main import main  # noqa: E402
-from perface.errors import GeneratedEvalError  # noqa: E402
-from perface.evaluation import anonymization, swap  # noqa: E402
-from perface.evaluation.generated_report import write_report  # noqa: E402
-from perface.io.image import load_image  # noqa: E402
+import perface
+from perface.cli.main import main
+from perface.errors import GeneratedEvalError, UsageError
+from perface.evaluation import anonymization, swap
+from perface.evaluation.classical_swap import face_swap
+from perface.evaluation.generated_report import write_report
+from perface.io.image import load_image
 
 SOURCES = ["Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon", "Hugo_Chavez",
            "Junichiro_Koizumi", "Jean_Chretien"]
@@ -145,12 +142,42 @@ def test_cli_swap_pairs_and_folders(rows, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing column(s) source, target, result" in err
     assert main(["eval", "swap", "--source", str(tmp_path)]) == 2
+    assert "give --pairs FILE or all of --source DIR --target DIR --result DIR" in capsys.readouterr().err
+
+
+def test_cli_tsv_pairs_in_a_subfolder(rows, tmp_path, capsys):
+    """A tab-separated pairs file whose paths are relative to the dataset folder, not to the file's folder."""
+    root, table = rows
+    (root / "lists").mkdir(exist_ok=True)
+    table.iloc[3:6][["source", "target", "result"]].to_csv(root / "lists" / "pairs.tsv", sep="\t", index=False)
+    assert main(["eval", "swap", "--pairs", str(root / "lists" / "pairs.tsv"), "--root", str(root), "--json",
+                 "--bootstrap", "100"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["n"] == 3 and d["root"] == str(root.resolve()) and d["face_options"]["detector"] == "hog+cnn"
+    assert [r["result"] for r in d["rows"]] == list(table.result[3:6])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pairs", "p.csv", "--source", "s"], "give --pairs or --source --target --result, not both"),
+    (["--pairs", "PAIRS", "--bootstrap", "50"], "--bootstrap 50: use at least 100 resamples"),
+    (["--pairs", "PAIRS", "--root", "no/such/dir"], "--root no/such/dir: not a folder"),
+    (["--pairs", "PAIRS", "--face", "all"], "--face"),
+])
+def test_cli_swap_usage_errors_before_any_model_is_loaded(rows, args, message, capsys, monkeypatch):
+    root, table = rows
+    table.iloc[:1][["source", "target", "result"]].to_csv(root / "one.csv", index=False)
+    monkeypatch.setattr("perface.cli.eval_generated.load_model", lambda *a, **k: pytest.fail("model loaded"))
+    assert main(["eval", "swap", *[str(root / "one.csv") if a == "PAIRS" else a for a in args]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
 
 
 def test_read_rows_errors(tmp_path):
     (tmp_path / "p.csv").write_text("source,target,result\na.jpg,,c.jpg\n")
     with pytest.raises(GeneratedEvalError, match="empty path"):
         swap.evaluate(tmp_path / "p.csv")
+    with pytest.raises(UsageError, match="not both"):
+        swap.evaluate(tmp_path / "p.csv", folders={"source": tmp_path})
 
 
 def test_anonymization_reidentification(rows, model, capsys):

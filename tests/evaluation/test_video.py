@@ -146,3 +146,19 @@ def test_sequence_metrics_follow_the_formulas():
     assert m["subject_consistency"] == pytest.approx(np.mean((np.maximum(prev, 0) + np.maximum(first, 0)) / 2))
     assert m["largest_drop"]["frame"] == 11 + int(np.argmin(prev))
     assert video.sequence_metrics(e[:1], [0], None)["frame_to_frame"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ONE", "--videos", "videos.csv"], "give VIDEO arguments or --videos CSV, not both"),
+    ([], "eval video needs VIDEO arguments or --videos CSV"),
+    (["ONE", "--every", "0"], "--every 0: keep every K-th frame with K at least 1"),
+    (["ONE", "--frames", "0"], "--frames 0: analyse at least 1 frame"),
+    (["ONE", "--on-no-face", "whole-image"], "whole-image does not apply to videos"),
+])
+def test_cli_video_usage_errors_before_any_model_is_loaded(clips, args, message, capsys, monkeypatch):
+    monkeypatch.setattr("perface.cli.eval_generated.load_model", lambda *a, **k: pytest.fail("model loaded"))
+    assert main(["eval", "video", *[str(clips["one"]) if a == "ONE" else a for a in args]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert main(["eval", "video", str(clips["one"]), "--reference", "no/such.jpg"]) == 1
+    assert "--reference no/such.jpg: no such image file" in capsys.readouterr().err

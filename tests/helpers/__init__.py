@@ -1,1 +1,2 @@
-"""Helpers shared by tests (importable as ``helpers`` once ``tests/`` is on ``sys.path``)."""
+"""Helpers shared by tests, imported as ``tests.helpers.<module>`` (pytest puts the repository root on
+``sys.path``: ``pythonpath = ["."]`` in pyproject.toml)."""

@@ -1,33 +1,42 @@
-"""A classical landmark-based face swap, to make real swaps for tests of ``perface eval swap``.
+"""A classical landmark-based face swap: a reference swap for checking and benchmarking ``perface eval swap``.
 
 The source face is cut along dlib's 68 landmarks, warped triangle by triangle onto the target's landmarks
 (Delaunay triangulation of the target points with ``cv2.Subdiv2D``, one affine warp per triangle) and blended
 into the target with ``cv2.seamlessClone`` inside the convex hull of the target's landmarks. The result keeps
 the target's head pose, expression and surroundings and carries the source's inner-face texture: a partial
-identity transfer, as real face swaps give.
+identity transfer, as real face swaps give. Tests and ``scripts/benchmark_generated.py`` make their swaps
+with it.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
+from perface.errors import NoFaceError
 from perface.face.detector import FaceDetector
-from perface.face.landmarks import LandmarkPredictor
+from perface.face.landmarks import landmark_predictor
 
-_DETECTOR: FaceDetector | None = None
-_PREDICTOR: LandmarkPredictor | None = None
+__all__ = ["face_swap", "landmarks68"]
+
+
+@lru_cache(maxsize=None)
+def _detector() -> FaceDetector:
+    return FaceDetector("hog", upsample=1)
 
 
 def landmarks68(image: np.ndarray) -> np.ndarray:
-    """(68, 2) float32 landmarks of the largest face of a uint8 RGB image (HOG, upsample 1)."""
-    global _DETECTOR, _PREDICTOR
-    if _DETECTOR is None:
-        _DETECTOR, _PREDICTOR = FaceDetector("hog", upsample=1), LandmarkPredictor(68)
-    found = _DETECTOR(image)
+    """float32 (68, 2) landmarks of the largest face of a uint8 (H, W, 3) RGB image (HOG, upsample 1).
+
+    Raises:
+        NoFaceError: no face found.
+    """
+    found = _detector()(image)
     if not found:
-        raise ValueError("no face found")
-    return _PREDICTOR(image, found[0][0])
+        raise NoFaceError("no face found for the classical face swap (HOG detector, upsample 1)")
+    return landmark_predictor(68)(image, found[0][0])
 
 
 def _triangles(points: np.ndarray, shape: tuple[int, int]) -> list[tuple[int, int, int]]:
@@ -80,6 +89,9 @@ def face_swap(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
     Returns:
         uint8 RGB image of the target's size.
+
+    Raises:
+        NoFaceError: no face found in ``source`` or ``target``.
     """
     ps, pt = landmarks68(source).astype(np.float64), landmarks68(target).astype(np.float64)
     warped = target.astype(np.float32).copy()
