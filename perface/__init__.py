@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from perface.version import __version__
 
 __all__ = ["__version__", "load", "list_backbones", "list_models"]
 

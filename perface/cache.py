@@ -70,3 +70,30 @@ def cache_key(preprocessing, face_options, weights: str | None = None, **extra) 
         parts["weights"] = str(weights)
     parts.update({k: v for k, v in extra.items() if v is not None and v is not False})
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached_file_sha256(path: str | os.PathLike) -> str:
+    """:func:`file_sha256`, remembered per (real path, size, modification time) in ``cache_dir()/file_digests.json``,
+    so that start-up does not re-hash large weight files."""
+    import json
+
+    real = os.path.realpath(os.fspath(path))
+    st = os.stat(real)
+    stamp = [st.st_size, st.st_mtime_ns]
+    index_file = cache_dir() / "file_digests.json"
+    try:
+        index = json.loads(index_file.read_text())
+    except (OSError, ValueError):
+        index = {}
+    entry = index.get(real)
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
+        return entry["sha256"]
+    digest = file_sha256(real)
+    index[real] = {"stamp": stamp, "sha256": digest}
+    tmp = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(index))
+        os.replace(tmp, index_file)
+    except OSError:
+        pass  # a read-only cache only costs the re-hash next time
+    return digest

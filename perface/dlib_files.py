@@ -33,3 +33,8 @@ def dlib_model_path(filename: str) -> Path:
     if not path.is_file():
         raise WeightsError(f"dlib model file {path} is missing; reinstall: pip install --force-reinstall face-recognition-models")
     return path
+
+
+def recognition_weights_file() -> Path:
+    """dlib's face-recognition ResNet weights (``dlib_face_recognition_resnet_model_v1.dat``)."""
+    return dlib_model_path(RECOGNITION_RESNET)

@@ -51,6 +51,10 @@ class ModelLoadError(PerFaceError):
     """A model file (checkpoint, ONNX, .pth) could not be loaded."""
 
 
+class NotPerFaceExport(ModelLoadError):
+    """An ONNX file without PerFace metadata (an insightface recognition model is imported instead)."""
+
+
 class TableError(PerFaceError):
     """A CSV / Parquet table is unreadable or malformed (the message names the file and line)."""
 

@@ -17,6 +17,7 @@ key                         value
 ``perface.alignment``       JSON ``{"template": "dlib"|"arcface", "size": S, "padding": p}``
 ``perface.preprocessing``   :meth:`perface.preprocessing.Preprocessing.to_json`
 ``perface.face_options``    :meth:`perface.preprocessing.FaceOptions.to_json` (how faces are found and chosen)
+``perface.identity``        the torch model's weights digest (caches are shared with it)
 ``perface.embedding_dim``   D
 ``perface.output``          description of the output (L2-normalised; cosine = dot product, higher = more similar)
 ``perface.version``         perface version that exported it
@@ -48,6 +49,8 @@ __all__ = ["DEFAULT_OPSET", "ExportError", "ExportResult", "TOLERANCE", "export_
 
 DEFAULT_OPSET = 17
 TOLERANCE = 1e-4
+#: Largest cosine deviation from torch an int8 export may show on the check chips.
+INT8_TOLERANCE = 0.02
 INPUT_NAME = "chips"
 OUTPUT_NAME = "embedding"
 
@@ -106,7 +109,7 @@ def parity_chips(model, images: Sequence[str | os.PathLike] = (), n_synthetic: i
 def _metadata(model, opset: int, parity: float | None) -> dict[str, str]:
     import torch
 
-    from perface import __version__
+    from perface.version import __version__
 
     p = model.preprocessing
     meta = {
@@ -120,6 +123,7 @@ def _metadata(model, opset: int, parity: float | None) -> dict[str, str]:
         "perface.alignment": json.dumps({"template": p.alignment, "size": p.size, "padding": p.padding}),
         "perface.preprocessing": p.to_json(),
         "perface.face_options": model.face_options.to_json(),
+        "perface.identity": model.identity(),
         "perface.embedding_dim": str(model.embedding_dim),
         "perface.output": f"{OUTPUT_NAME}: float32 (N, {model.embedding_dim}), L2-normalised; cosine similarity = dot "
                           "product, higher = more similar",
@@ -136,7 +140,7 @@ def _write_metadata(path: Path, meta: dict[str, str]) -> None:
     import onnx
 
     proto = onnx.load(str(path))
-    keep = [p for p in proto.metadata_props if p.key not in meta]
+    keep = [p for p in proto.metadata_props if p.key not in meta and not p.key.startswith("perface.")]
     del proto.metadata_props[:]
     proto.metadata_props.extend(keep)
     for k, v in meta.items():
@@ -147,32 +151,34 @@ def _write_metadata(path: Path, meta: dict[str, str]) -> None:
 
 
 def export_onnx(model, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
-                images: Sequence[str | os.PathLike] = (), tolerance: float = TOLERANCE, n_synthetic: int = 4,
-                ) -> ExportResult:
+                images: Sequence[str | os.PathLike] = (), tolerance: float | None = None, n_synthetic: int = 4,
+                quantize: str | None = None, calibration: Sequence[str | os.PathLike] = (),
+                max_calibration: int = 256) -> ExportResult:
     """Export ``model`` to ``out`` and check ONNX Runtime against torch.
 
     Args:
-        model: A torch :class:`perface.model.PerFace` or anything :func:`perface.load` accepts
-            (``"base"``, a ``.pt`` / ``.ckpt`` file, ...).
+        model: A torch :class:`perface.model.PerFace` (``perface.load(..., engine="torch")``).
         out: Destination ``.onnx`` path (written atomically: only a file that passed the check appears there).
         opset: ONNX opset.
         images: Real images whose faces are used in the parity check (recommended; up to 16 are used).
-        tolerance: Largest allowed max |onnx - torch| over the embeddings of the parity chips.
+        tolerance: fp32: largest allowed max |onnx - torch| over the parity chips' embeddings (default 1e-4);
+            int8: largest allowed cosine deviation ``1 - cos(int8, torch)`` (default 0.02).
         n_synthetic: Synthetic chips added to the parity check.
+        quantize: None (float32) or ``"int8"``: ONNX Runtime static quantization (QDQ, per-channel int8
+            weights, uint8 activations, MinMax ranges calibrated on the faces of ``calibration``).
+        calibration: Images whose faces calibrate int8 activation ranges (required for int8; up to
+            ``max_calibration`` faces).
 
     Returns:
         :class:`ExportResult` (path, measured difference, chips used, metadata).
 
     Raises:
-        SettingsError: a bad output name, opset or tolerance, or a model that is already an ONNX export.
+        SettingsError: a bad output name, opset, tolerance or quantization, int8 without calibration images, or
+            a model that is already an ONNX export.
         ExportError: the exporter fails, or the parity check fails (nothing is left at ``out``).
     """
     import torch
 
-    if isinstance(model, (str, os.PathLike)):
-        from perface.loading import load
-
-        model = load(model)
     if not isinstance(model, torch.nn.Module) or not hasattr(model, "embed_tensor") or not hasattr(model, "config"):
         raise SettingsError(f"cannot export {type(model).__name__} {getattr(model, 'name', '')}: it is already a "
                             "PerFace ONNX export; export the .pt/.ckpt it came from")
@@ -181,18 +187,88 @@ def export_onnx(model, out: str | os.PathLike, opset: int = DEFAULT_OPSET,
         raise SettingsError(f"--out {out}: the output file must end in .onnx")
     if not 13 <= int(opset) <= 20:
         raise SettingsError(f"--opset {opset} is not supported; use 13 to 20 (default {DEFAULT_OPSET})")
+    if quantize not in (None, "int8"):
+        raise SettingsError(f"--quantize {quantize}: only int8 is supported")
+    if tolerance is None:
+        tolerance = INT8_TOLERANCE if quantize else TOLERANCE
     if not float(tolerance) > 0:
-        raise SettingsError(f"--tolerance {tolerance} must be positive (default {TOLERANCE})")
+        raise SettingsError(f"--tolerance {tolerance} must be positive (default {TOLERANCE}, int8 {INT8_TOLERANCE})")
+    if quantize and not calibration:
+        raise SettingsError("--quantize int8 needs --calibrate IMAGES: face photos like the ones the model will see, "
+                            "to calibrate activation ranges (a few hundred faces are plenty)")
     out.parent.mkdir(parents=True, exist_ok=True)
     chips, n_real = parity_chips(model, images, n_synthetic=n_synthetic)
+    calibration_chips = parity_chips(model, calibration, n_synthetic=0, max_real=max_calibration)[0] if quantize else None
     if any(p.device.type != "cpu" for p in model.parameters()):
         model = copy.deepcopy(model).cpu()
     was_training = model.training
     model.eval()
     try:
-        return _export(model, out, int(opset), chips, n_real, tolerance)
+        if not quantize:
+            return _export(model, out, int(opset), chips, n_real, float(tolerance))
+        fp32 = out.with_name(f".{out.name}.fp32-{os.getpid()}.onnx")
+        try:
+            _export(model, fp32, int(opset), chips, n_real, TOLERANCE)
+            return _quantize_int8(model, fp32, out, calibration_chips, chips, n_real, int(opset), float(tolerance))
+        finally:
+            if fp32.exists():
+                fp32.unlink()
     finally:
         model.train(was_training)
+
+
+def _quantize_int8(model, fp32: Path, out: Path, calibration: np.ndarray, chips: np.ndarray, n_real: int,
+                   opset: int, tolerance: float) -> ExportResult:
+    """Static int8 quantization of an exported fp32 file, checked by cosine against torch."""
+    import logging
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class _Chips(CalibrationDataReader):
+        def __init__(self):
+            batches = [calibration[i : i + 16] for i in range(0, len(calibration), 16)]
+            self._it = iter([{INPUT_NAME: model.preprocessing.normalize(b)} for b in batches])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    pre = out.with_name(f".{out.name}.pre-{os.getpid()}.onnx")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.onnx")
+    level = logging.getLogger().level
+    try:
+        logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs a warning per shape-only tensor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                quant_pre_process(str(fp32), str(pre))
+                quantize_static(str(pre), str(tmp), _Chips(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+            except Exception as exc:  # noqa: BLE001 - the quantizer raises many types
+                raise ExportError(f"int8 quantization failed for {model.name} ({type(exc).__name__}: "
+                                  f"{' '.join(str(exc).split())[:300]})") from None
+        torch_emb = model.embed_chips(chips)
+        _write_metadata(tmp, _metadata(model, opset, None))  # OnnxPerFace reads the preprocessing from it
+        int8_emb = _onnx_embeddings(tmp, chips)
+        deviation = float(np.max(1.0 - np.sum(torch_emb.astype(np.float64) * int8_emb, axis=1)))
+        if not np.isfinite(deviation) or deviation > tolerance:
+            raise ExportError(f"int8 check failed: max cosine deviation from torch = {deviation:.3g} > {tolerance:g} on "
+                              f"{len(chips)} chips; {out} was not written (calibrate on more or more typical faces)")
+        meta = _metadata(model, opset, None)
+        del meta["perface.identity"]  # other weights than the torch model's: identified by the file's digest
+        meta["perface.quantization"] = (f"int8 static: ONNX Runtime QDQ, per-channel int8 weights, uint8 activations, "
+                                        f"MinMax ranges from {len(calibration)} face chips")
+        meta["perface.int8_max_cosine_deviation"] = f"{deviation:.3e}"
+        _write_metadata(tmp, meta)
+        os.replace(tmp, out)
+    finally:
+        logging.getLogger().setLevel(level)
+        for f in (pre, tmp):
+            if f.exists():
+                f.unlink()
+    return ExportResult(out, deviation, n_real, len(chips) - n_real, opset, meta)
 
 
 def _export(model, out: Path, opset: int, chips: np.ndarray, n_real: int, tolerance: float) -> ExportResult:

@@ -12,10 +12,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from perface.backbones.registry import backbone_for_weights, get_backbone_spec, list_backbones
-from perface.errors import ModelLoadError, UnknownBackboneError
+from perface.engine import engine_file, onnx_providers, resolve_engine
+from perface.errors import ExportError, ModelLoadError, NotPerFaceExport, UnknownBackboneError
 
 BASE = "base"
 #: The backbone ``"base"`` stands for.
@@ -27,9 +29,9 @@ def list_models() -> list[str]:
     return [BASE, *list_backbones()]
 
 
-def load(model: str | os.PathLike = BASE, *, device: str | None = None, threads: int | None = None,
-         detector: str | None = None, upsample: int | str | None = None, max_side: int | None = None,
-         face: str | int | None = None, on_no_face: str | None = None):
+def load(model: str | os.PathLike = BASE, *, engine: str = "auto", device: str | None = None,
+         threads: int | None = None, detector: str | None = None, upsample: int | str | None = None,
+         max_side: int | None = None, face: str | int | None = None, on_no_face: str | None = None):
     """Load a model with all of its preprocessing: how faces are found and chosen, and how chips are made.
 
     Face options recorded with the weights (``.pt``, ``.ckpt``, PerFace ONNX) are used as they are; the
@@ -38,7 +40,11 @@ def load(model: str | os.PathLike = BASE, *, device: str | None = None, threads:
 
     Args:
         model: ``"base"``, a registry name, or a path (``.pt``, ``.ckpt``, ``.onnx``, ``.pth``).
-        device: torch device (``"cpu"``, ``"cuda"``); default: CPU. Ignored for ONNX models.
+        engine: ``"auto"`` (ONNX Runtime when installed, else torch), ``"onnx"`` or ``"torch"``: with ONNX Runtime
+            a torch model is exported once into the cache and run from there (see :mod:`perface.engine`);
+            ``"torch"`` returns the ``nn.Module`` (training, gradients).
+        device: ``"cpu"`` or ``"cuda"``; default: the GPU when there is one the engine can use (ONNX Runtime's
+            CUDA provider, torch CUDA), else CPU.
         threads: Intra-op threads (ONNX Runtime session / torch); None keeps the library default.
         detector: ``"hog"``, ``"cnn"`` or ``"hog+cnn"`` (the CNN only where HOG finds none).
         upsample: Detector upsampling steps, or ``"auto"``.
@@ -47,36 +53,57 @@ def load(model: str | os.PathLike = BASE, *, device: str | None = None, threads:
         on_no_face: ``"error"``, ``"skip"`` or ``"whole-image"``.
 
     Returns:
-        A :class:`perface.model.PerFace` (torch) or :class:`perface.onnx_model.OnnxPerFace`; both offer
-        ``embed``, ``score``, ``compare``, ``detect``, ``embed_faces`` and ``face_options``.
+        A :class:`perface.onnx_model.OnnxPerFace` (ONNX Runtime) or :class:`perface.model.PerFace` (torch); both
+        offer ``embed``, ``score``, ``compare``, ``detect``, ``embed_faces`` and ``face_options``.
 
     Raises:
         UnknownBackboneError: an unknown name that is not a file.
         ModelLoadError: a file that cannot be read as a model.
-        SettingsError: an invalid face option.
+        SettingsError: an invalid face option, engine or device.
+        ExportError: ``engine="onnx"`` and the model cannot be exported (``"auto"`` falls back to torch).
     """
     overrides = {"detector": detector, "upsample": upsample, "max_side": max_side, "face": face,
                  "on_no_face": on_no_face}
+    requested = engine
+    engine = resolve_engine(engine)
     text = os.fspath(model)
     path = Path(text).expanduser()
     if not path.exists() and not any(sep in text for sep in ("/", os.sep)) and "." not in Path(text).name:
-        result = _load_named(text)
+        spec = get_backbone_spec(text) if text != BASE else get_backbone_spec(BASE_BACKBONE)
+        build, weights, key = (lambda: _load_named(text)), (spec.weights_locator and spec.packaged_weights_file()), text
+        if not weights:
+            build()  # raises the error that says where to get weights
     elif not path.is_file():
         raise ModelLoadError(f"model file {text} not found; pass an existing .pt/.ckpt/.onnx/.pth file or one of: "
                              f"{', '.join(list_models())}")
     else:
         suffix = path.suffix.lower()
         if suffix == ".onnx":
-            result = _load_onnx(path, threads)
+            try:
+                return _onnx_model(path, threads, device).configure_faces(**overrides)
+            except NotPerFaceExport:  # an insightface recognition model: import its weights
+                pass
+            build = lambda: _load_backbone_weights(path)  # noqa: E731
         elif suffix in (".pt", ".ckpt", ".pth"):
-            result = _load_torch_file(path)
+            build = lambda: _load_torch_file(path)  # noqa: E731
         else:
             raise ModelLoadError(f"{path}: unknown model file type {suffix!r}; expected .pt, .ckpt, .onnx or .pth")
+        weights, key = path, f"file:{path.stem if suffix in ('.onnx', '.pth') else ''}"
+    if engine == "onnx":
+        try:
+            return _onnx_model(engine_file(key, weights, build), threads, device).configure_faces(**overrides)
+        except ExportError:
+            if requested == "onnx":
+                raise
+            warnings.warn(f"{text} cannot run with ONNX Runtime; using torch", stacklevel=2)
+    result = build()
     if hasattr(result, "state_dict"):  # a torch model; ONNX models take threads in their session
         import torch
 
         if threads is not None:
             torch.set_num_threads(int(threads))
+        if device is None and torch.cuda.is_available():
+            device = "cuda"
         if device is not None:
             result = result.to(device)
     return result.configure_faces(**overrides)
@@ -96,18 +123,10 @@ def _load_named(name: str):
     )
 
 
-def _load_onnx(path: Path, threads: int | None):
-    try:
-        import onnx
+def _onnx_model(path: Path, threads: int | None, device: str | None):
+    from perface.onnx_model import OnnxPerFace
 
-        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    except Exception as exc:  # onnx raises several unrelated types for a bad file
-        raise ModelLoadError(f"{path}: not a readable ONNX file ({type(exc).__name__}: {exc}); re-export or re-download it") from None
-    if "perface.config" in meta:
-        from perface.onnx_model import OnnxPerFace
-
-        return OnnxPerFace(path, threads=threads)
-    return _load_backbone_weights(path)
+    return OnnxPerFace(path, threads=threads, providers=onnx_providers(device))
 
 
 def _load_torch_file(path: Path):

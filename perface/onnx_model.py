@@ -18,13 +18,15 @@ import numpy as np
 
 from perface.cache import file_sha256
 from perface.embedder import FaceEmbedder
-from perface.errors import ModelLoadError
+from perface.errors import ModelLoadError, NotPerFaceExport
 from perface.preprocessing import FaceOptions, Preprocessing
 
 __all__ = ["OnnxPerFace", "read_metadata"]
 
 #: Metadata key holding ``json.dumps(PerFace.config())``.
 CONFIG_KEY = "perface.config"
+#: Metadata key holding the weights digest of the model the file was exported from.
+IDENTITY_KEY = "perface.identity"
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -72,17 +74,19 @@ class OnnxPerFace(FaceEmbedder):
                                  "re-export it with 'perface export'") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         if CONFIG_KEY not in self.metadata:
-            raise ModelLoadError(f"{self.path}: no '{CONFIG_KEY}' metadata, so not a PerFace export; export it with "
+            raise NotPerFaceExport(f"{self.path}: no '{CONFIG_KEY}' metadata, so not a PerFace export; export it with "
                                  "'perface export' (insightface models load with perface.load directly)")
         try:
             self._config = json.loads(self.metadata[CONFIG_KEY])
             self.preprocessing = Preprocessing.from_dict(self._config["preprocessing"])
             self.embedding_dim = int(self._config["embedding_dim"])
             self.face_options = FaceOptions.from_dict(self._config.get("face_options"))
+            self.flip_tta = bool(self._config.get("flip_tta", False))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"{self.path}: damaged '{CONFIG_KEY}' metadata ({type(exc).__name__}: {exc}); "
                                  "re-export it with 'perface export'") from None
         self.name = str(self._config.get("name") or self.path.stem)
+        self.backbone_name = self._config.get("backbone")
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelLoadError(f"{self.path}: expected one input (chips) and one output (embedding), found "
@@ -104,9 +108,10 @@ class OnnxPerFace(FaceEmbedder):
         return json.loads(json.dumps(self._config))
 
     def identity(self) -> str:
-        """SHA-256 of the ONNX file (the embedding cache's model key)."""
+        """The weights digest the export recorded (``perface.identity``: the torch model's, so both engines share
+        caches), else the SHA-256 of the ONNX file."""
         if self._identity is None:
-            self._identity = "onnx-sha256:" + file_sha256(self.path)
+            self._identity = self.metadata.get(IDENTITY_KEY) or "onnx-sha256:" + file_sha256(self.path)
         return self._identity
 
     def __repr__(self) -> str:

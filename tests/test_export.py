@@ -16,7 +16,7 @@ from perface.preprocessing import DLIB
 
 @pytest.fixture(scope="module")
 def base():
-    return perface.load("base")
+    return perface.load("base", engine="torch")
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +71,12 @@ def test_metadata_round_trip(exported, base):
 def test_head_model_from_pt_file(tmp_path, faces):
     model = PerFace(head_dim=64, name="head64")
     pt = model.save(tmp_path / "head64.pt")
-    result = export_onnx(str(pt), tmp_path / "head64.onnx", images=faces[:4], opset=13)
+    result = export_onnx(perface.load(pt, engine="torch"), tmp_path / "head64.onnx", images=faces[:4], opset=13)
     assert result.max_abs_diff <= 1e-4 and result.opset == 13
     onnx_model = perface.load(tmp_path / "head64.onnx")
     assert onnx_model.embedding_dim == 64 and onnx_model.name == "head64"
     assert onnx_model.config()["head_dim"] == 64
-    torch_model = perface.load(pt)
+    torch_model = perface.load(pt, engine="torch")
     a = onnx_model.embed(faces[:3])
     b = torch_model.embed(faces[:3])
     assert a.shape == (3, 64) and np.abs(a - b).max() <= 1e-4
@@ -114,3 +114,22 @@ def test_flip_tta_model_exports_with_parity(tmp_path, faces):
     onnx_model = perface.load(tmp_path / "tta.onnx")
     assert onnx_model.config()["flip_tta"] is True
     assert np.abs(onnx_model.embed(faces[:3]) - model.embed(faces[:3])).max() <= 1e-4
+
+
+def test_int8_export_is_calibrated_on_real_faces_and_checked(base, lfw, tmp_path):
+    from perface.errors import SettingsError
+
+    calibration = [str(p) for p in sorted((lfw / "images").glob("A*/*.jpg"))[:64]]
+    held_out = [str(p) for p in sorted((lfw / "images").glob("T*/*.jpg"))[:16]]
+    with pytest.raises(SettingsError, match="--calibrate"):
+        export_onnx(base, tmp_path / "q.onnx", quantize="int8")
+    result = export_onnx(base, tmp_path / "q.onnx", quantize="int8", calibration=calibration, images=held_out)
+    meta = result.metadata
+    assert "int8" in meta["perface.quantization"] and "64 face chips" in meta["perface.quantization"]
+    assert 0 < result.max_abs_diff <= 0.02 and float(meta["perface.int8_max_cosine_deviation"]) == pytest.approx(
+        result.max_abs_diff, rel=1e-3)
+    q = perface.load(result.path)
+    # other numbers than the torch model's: its own identity, so no cache is shared with fp32
+    assert q.identity().startswith("onnx-sha256:") and q.identity() != base.identity()
+    cos = np.sum(q.embed(held_out) * base.embed(held_out), axis=1)
+    assert cos.min() > 0.98

@@ -13,7 +13,7 @@ from perface.model import PerFace
 
 @pytest.fixture(scope="module")
 def base():
-    return perface.load("base")
+    return perface.load("base", engine="torch")
 
 
 def _lfw_pairs(lfw, fold: int = 0):
@@ -99,7 +99,7 @@ def test_face_options_travel_with_pt_and_onnx_and_flags_override_them(tmp_path, 
     recorded = FaceOptions(detector="hog", upsample=1, max_side=800, face="center", on_no_face="whole-image")
     pt = PerFace(name="centre-model", face_options=recorded).save(tmp_path / "m.pt")
     assert perface.load(pt).face_options == recorded
-    onnx = export_onnx(perface.load(pt), tmp_path / "m.onnx").path
+    onnx = export_onnx(perface.load(pt, engine="torch"), tmp_path / "m.onnx").path
     assert perface.load(onnx).face_options == recorded
     assert FaceOptions.from_dict(json.loads(read_metadata(onnx)["perface.face_options"])) == recorded
     # keyword arguments of perface.load override single fields and keep the rest

@@ -9,6 +9,7 @@ import difflib
 import importlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from perface.errors import UnknownBackboneError, WeightsError
@@ -29,6 +30,8 @@ class BackboneSpec:
         description: One line for ``perface info`` and error messages.
         packaged_weights: The installed packages ship trained weights for it (``perface.load(name)`` works
             without a file); otherwise weights come from a file (``weights=``).
+        weights_locator: ``"module:function"`` returning the packaged weights file (what the ONNX engine cache is
+            keyed by; found without importing torch).
         kwargs: Fixed keyword arguments passed to the builder.
     """
 
@@ -38,7 +41,19 @@ class BackboneSpec:
     embedding_dim: int
     description: str
     packaged_weights: bool = False
+    weights_locator: str = ""
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def packaged_weights_file(self) -> Path:
+        """The file of the packaged weights.
+
+        Raises:
+            WeightsError: the backbone has none, or the package holding them is missing.
+        """
+        if not self.weights_locator:
+            raise WeightsError(f"{self.name} has no packaged weights file")
+        module_name, func_name = self.weights_locator.split(":")
+        return Path(getattr(importlib.import_module(module_name), func_name)())
 
     def build(self, pretrained: bool = True, weights: str | os.PathLike | None = None, **kwargs: Any):
         """Build the backbone.
@@ -118,6 +133,7 @@ register_backbone(
         embedding_dim=128,
         description="dlib face-recognition ResNet-29 (5.6M parameters, 150x150, 128-d), weights from dlib",
         packaged_weights=True,
+        weights_locator="perface.dlib_files:recognition_weights_file",
     )
 )
 for _depth in (18, 34, 50, 100):

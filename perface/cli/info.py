@@ -27,7 +27,7 @@ def _version(dist: str) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perface import __version__
+    from perface.version import __version__
     from perface.backbones.registry import get_backbone_spec
     from perface.cache import cache_dir
     from perface.dlib_files import RECOGNITION_RESNET, dlib_model_path

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from perface import __version__
+    from perface.version import __version__
 
     return f"perface {__version__}"
 

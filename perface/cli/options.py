@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from perface.engine import ENGINES
 from perface.errors import SettingsError, UsageError
 from perface.preprocessing import DETECTOR_CHOICES, ON_NO_FACE, parse_face, parse_upsample
 
@@ -31,8 +32,9 @@ def _checked(parse):
 
 
 def add_model_option(parser: argparse.ArgumentParser, multiple: bool = False, default: str | None = "base",
-                     help: str | None = None) -> None:
-    """``--model M`` (``multiple``: repeatable, collected in ``args.models``) and ``--threads N``."""
+                     help: str | None = None, engine: bool = True) -> None:
+    """``--model M`` (``multiple``: repeatable, collected in ``args.models``), ``--threads N`` and (``engine``)
+    ``--engine auto|onnx|torch``."""
     what = "'base' (dlib ResNet), a registry name, or a .pt/.ckpt/.onnx/.pth file"
     if multiple:
         parser.add_argument("--model", action="append", dest="models", metavar="M",
@@ -42,6 +44,10 @@ def add_model_option(parser: argparse.ArgumentParser, multiple: bool = False, de
         parser.add_argument("--model", default=default, metavar="M",
                             help=help or f"{what} (default: {default})")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="compute threads (default: all cores)")
+    if engine:
+        parser.add_argument("--engine", choices=ENGINES, default="auto",
+                            help="auto (default): ONNX Runtime when installed (a torch model is exported once into the "
+                                 "cache and run from there), else torch; onnx or torch to choose")
 
 
 def add_id_model_option(parser: argparse.ArgumentParser, default: str = "base") -> None:
@@ -81,11 +87,13 @@ def face_overrides(args: argparse.Namespace) -> dict:
     return {name: getattr(args, name, None) for name in FACE_OPTION_NAMES}
 
 
-def load_model(args: argparse.Namespace, model: str | None = None):
-    """``perface.load`` of ``model`` (default ``args.model``) with ``--threads`` and the face option overrides."""
+def load_model(args: argparse.Namespace, model: str | None = None, engine: str | None = None):
+    """``perface.load`` of ``model`` (default ``args.model``) with ``--engine``, ``--threads`` and the face option
+    overrides; ``engine`` forces one (``perface export`` needs the torch model)."""
     from perface.loading import load
 
-    return load(model or args.model, threads=getattr(args, "threads", None), **face_overrides(args))
+    return load(model or args.model, engine=engine or getattr(args, "engine", "auto"),
+                threads=getattr(args, "threads", None), **face_overrides(args))
 
 
 def add_root_option(parser: argparse.ArgumentParser, what: str = "the input file", dataset_root: bool = False) -> None:

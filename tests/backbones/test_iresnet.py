@@ -183,7 +183,7 @@ def test_perface_load_builds_insightface_files_through_the_registry(r50_onnx, ch
     and builds it with weights=; embeddings equal onnxruntime's (ONNX) and the source model's (.pth)."""
     original, path = r50_onnx
     assert backbone_for_weights(path) == "iresnet50"
-    model = perface.load(path)
+    model = perface.load(path, engine="torch")
     assert model.backbone_name == "iresnet50" and model.name == "r50" and model.preprocessing == ARCFACE
     assert not model.training and not model.backbone.training
     reference = _run_onnx(path, chips)
@@ -195,7 +195,7 @@ def test_perface_load_builds_insightface_files_through_the_registry(r50_onnx, ch
     pth = tmp_path / "backbone.pth"
     torch.save(original.state_dict(), pth)
     assert backbone_for_weights(pth) == "iresnet50"
-    loaded = perface.load(pth)
+    loaded = perface.load(pth, engine="torch")
     assert loaded.backbone_name == "iresnet50"
     np.testing.assert_array_equal(_embed(loaded.backbone, chips), _embed(original, chips))
 

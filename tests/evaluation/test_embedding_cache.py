@@ -13,7 +13,7 @@ from perface.evaluation.embedding_cache import EmbeddingCache, embed_paths
 
 @pytest.fixture(scope="module")
 def base():
-    return perface.load("base")
+    return perface.load("base", engine="torch")
 
 
 @pytest.fixture()

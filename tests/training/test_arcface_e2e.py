@@ -73,7 +73,7 @@ def trained(tmp_path_factory, insightface_r50, data_root):
 
 def test_config_fine_tunes_the_imported_iresnet(trained, insightface_r50):
     _, best = trained
-    model = perface.load(best)
+    model = perface.load(best, engine="torch")
     imported = load_insightface_onnx(insightface_r50)
     assert model.backbone_name == "iresnet50" and model.name == "perface-arcface-r50"
     assert model.preprocessing == ARCFACE and model.embedding_dim == 512

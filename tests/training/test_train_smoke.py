@@ -110,7 +110,7 @@ def test_identity_retention_term(tmp_path, data_root):
     # the frozen copy of the base model is not part of the saved PerFace model
     import perface
 
-    loaded = perface.load(cli.trainer.checkpoint_callback.best_model_path)
+    loaded = perface.load(cli.trainer.checkpoint_callback.best_model_path, engine="torch")
     assert sum(p.numel() for p in loaded.parameters()) == 5_614_592
 
 
