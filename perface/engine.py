@@ -28,7 +28,7 @@ __all__ = ["ENGINES", "ENGINE_FORMAT", "engine_file", "onnx_available", "onnx_pr
 
 ENGINES = ("auto", "onnx", "torch")
 #: Bumped whenever the engine export changes (old engine files are then simply not found).
-ENGINE_FORMAT = 1
+ENGINE_FORMAT = 2
 
 
 def onnx_available() -> bool:

@@ -52,14 +52,17 @@ class Affine(nn.Module):
 
 def padded_add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """dlib's ``add_prev``: sum of two (N, C, H, W) tensors, zero-padding each to the larger C, H and W."""
-    c, h, w = (max(a.shape[i], b.shape[i]) for i in (1, 2, 3))
+    # Sizes as Python ints: they follow from the chip size, so an ONNX export holds constant pads instead of a
+    # chain of Shape/Gather/Sub/Concat nodes per block (smaller graph, faster session start).
+    sa, sb = ([int(v) for v in t.shape[1:]] for t in (a, b))
+    c, h, w = (max(x, y) for x, y in zip(sa, sb))
 
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        if t.shape[1:] == (c, h, w):
+    def pad(t: torch.Tensor, size: list[int]) -> torch.Tensor:
+        if size == [c, h, w]:
             return t
-        return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, c - t.shape[1]))
+        return F.pad(t, (0, w - size[2], 0, h - size[1], 0, c - size[0]))
 
-    return pad(a) + pad(b)
+    return pad(a, sa) + pad(b, sb)
 
 
 class DlibBlock(nn.Module):

@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from perface.cli.commands import COMMANDS
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("annotate", help="serve a judging page for human triplet judgments, report, export",
+    p = subparsers.add_parser("annotate", help=COMMANDS["annotate"].help,
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="annotate_command", metavar="SUBCOMMAND", parser_class=type(p))
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from perface.cli.commands import COMMANDS
 from perface.cli.options import add_batch_options, add_face_options, add_model_option, load_model, progress_enabled
 from perface.io.embeddings import embed_to_parquet
 from perface.progress import bars
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("embed", help="embed the faces in images and folders into a Parquet file",
+    p = sub.add_parser("embed", help=COMMANDS["embed"].help,
                        description="Embed faces (rows L2-normalised; cosine = dot product, higher = more similar). "
                                    "Folders are searched recursively for image files, following symbolic links.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")

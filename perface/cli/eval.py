@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 
+from perface.cli.commands import COMMANDS
 from perface.cli.eval_generated import add_parsers as add_generated_parsers
 from perface.cli.options import (add_batch_options, add_face_options, add_model_option, add_output_options,
                                  add_root_option, load_model, models_argument, progress_enabled)
@@ -23,8 +24,7 @@ from perface.progress import bars
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate models: triplet agreement, attribute probes, face verification, "
-                                    "face swaps, anonymisation, videos, distributions",
+    p = sub.add_parser("eval", help=COMMANDS["eval"].help,
                        description="Evaluate one or more models (repeat --model; the first is the baseline).")
     evsub = p.add_subparsers(dest="eval_command", metavar="EVAL", parser_class=type(p))
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from perface.cli.commands import COMMANDS
 from perface.cli.options import add_face_options, add_model_option, load_model
 from perface.errors import UsageError
 from perface.export import DEFAULT_OPSET, INT8_TOLERANCE, TOLERANCE, export_onnx
@@ -18,7 +19,7 @@ from perface.io.files import collect_images
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX (runs with onnxruntime, no torch)",
+    p = sub.add_parser("export", help=COMMANDS["export"].help,
                        description="Export a model to a single ONNX file: input normalised chips (N, 3, S, S) with a "
                                    "dynamic batch axis, output L2-normalised embeddings; the metadata records the "
                                    "backbone, input size, normalisation, alignment template, face options, embedding "

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from perface.cli.commands import COMMANDS
 from perface.cli.options import (add_batch_options, add_face_options, add_model_option, add_output_options,
                                  load_model, progress_enabled)
 from perface.errors import UsageError
@@ -20,7 +21,7 @@ from perface.selection.gallery import Gallery, build_gallery_file
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("gallery", help="build or describe a gallery of replacement identities (perface select)",
+    p = sub.add_parser("gallery", help=COMMANDS["gallery"].help,
                        description="Galleries of candidate replacement identities for 'perface select'.")
     gsub = p.add_subparsers(dest="gallery_command", metavar="GALLERY", parser_class=type(p))
 

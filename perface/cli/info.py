@@ -6,11 +6,12 @@ import argparse
 import json
 import platform
 
+from perface.cli.commands import COMMANDS
 from perface.cli.options import add_face_options, add_model_option, load_model
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("info", help="model, its preprocessing and face options, library versions, cache paths")
+    p = sub.add_parser("info", help=COMMANDS["info"].help)
     add_model_option(p, help="model to describe (default: base)")
     add_face_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -15,6 +15,7 @@ import json
 
 from perface.annotations.ingest import ingest_folder
 from perface.annotations.readers import READERS
+from perface.cli.commands import COMMANDS
 from perface.cli.options import add_output_options
 from perface.cli.triplets import add_dataset_root_option, add_quality_options
 
@@ -41,7 +42,7 @@ def _merged(items: list[dict[str, str]] | None) -> dict[str, str]:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "ingest", help="read annotation exports (generic, AVFS, Label Studio, MTurk) into canonical judgments",
+        "ingest", help=COMMANDS["ingest"].help,
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="export file(s)")
     p.add_argument("--format", "-f", required=True, choices=sorted(READERS), dest="fmt",

@@ -11,23 +11,11 @@ import importlib
 import os
 import sys
 
+from perface.cli.commands import COMMANDS
 from perface.errors import FileCollectionError, JobInterrupted, PerFaceError, SettingsError, UsageError
 
 __all__ = ["UsageError", "build_parser", "main", "report_error"]
 
-#: Sub-command modules, each with ``add_parser(subparsers)`` setting ``func(args) -> int``.
-COMMAND_MODULES = (
-    "perface.cli.score",
-    "perface.cli.embed",
-    "perface.cli.info",
-    "perface.cli.ingest",
-    "perface.cli.triplets",
-    "perface.cli.eval",
-    "perface.cli.export",
-    "perface.cli.gallery",
-    "perface.cli.select",
-    "perface.cli.annotate",
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,20 +23,28 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``perface`` parser; with ``only``, just that sub-command's module is imported (the others are listed
+    with their help line), so a command starts without importing the libraries of all the others."""
     parser = _Parser(prog="perface", description="Perceptual face similarity (higher score = more similar).")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # a command module not present in this build
-            if exc.name == module_name:
-                continue
-            raise
-        module.add_parser(sub)
+    for name, command in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(command.module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=command.help)
     return parser
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` names (its first word that is not a global option), if it is one."""
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        return arg if arg in COMMANDS else None
+    return None
 
 
 def _version() -> str:
@@ -89,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("PERFACE_DEBUG") == "1"
     try:
-        parser = build_parser()
+        parser = build_parser(_command_name(argv))
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)

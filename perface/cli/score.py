@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from perface.cli.commands import COMMANDS
 from perface.cli.options import add_face_options, add_model_option, load_model
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("score", help="similarity of the faces in two images (higher = more similar)",
+    p = sub.add_parser("score", help=COMMANDS["score"].help,
                        description="Print the cosine similarity (in [-1, 1], higher = more similar) of the faces "
                                    "in two images. An image without a usable face is an error (exit 1) unless "
                                    "--on-no-face whole-image.")

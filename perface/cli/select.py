@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 
+from perface.cli.commands import COMMANDS
 from perface.cli.options import (add_batch_options, add_face_options, add_model_option, add_output_options,
                                  load_model, progress_enabled)
 from perface.selection.run import select_files
@@ -30,7 +31,7 @@ def target_attribute(text: str) -> tuple[str, str]:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("select", help="choose replacement identities for anonymisation from a gallery",
+    p = sub.add_parser("select", help=COMMANDS["select"].help,
                        description="Choose replacement identities for a target face from a gallery built with "
                                    "'perface gallery build': perceptually close (inside the band) but not the same "
                                    "person to the identity model (identity similarity < T); ranked by closeness to "

@@ -30,6 +30,7 @@ from perface.annotations.proxy_config import ProxyConfig, write_proxy_triplets
 from perface.annotations.sample import STRATEGIES, sample_file
 from perface.annotations.split import split_file
 from perface.annotations.stats import file_stats, format_stats
+from perface.cli.commands import COMMANDS
 from perface.cli.options import (add_batch_options, add_face_options, add_model_option, add_output_options,
                                  add_root_option, load_model, progress_enabled)
 from perface.errors import UsageError
@@ -44,7 +45,7 @@ def add_dataset_root_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("triplets", help="inspect, aggregate, split, sample and build triplet files",
+    p = subparsers.add_parser("triplets", help=COMMANDS["triplets"].help,
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="triplets_command", metavar="SUBCOMMAND", parser_class=type(p))
 
