@@ -129,10 +129,11 @@ def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int | 
         face: ``"largest"``, ``"center"`` or a face index; None: the model's face options.
         on_no_face: ``"skip"`` / ``"error"`` (the result has status ``no_face``) or ``"whole-image"``; None: the
             model's face options.
-        batch_size, workers: Passed to :meth:`FaceEmbedder.embed_faces` for the images not in the cache.
+        batch_size, workers: Passed to :meth:`FaceEmbedder.iter_embed_faces` for the images not in the cache
+            (one worker pool for all of them).
         cache: True (default cache), False (no cache) or an :class:`EmbeddingCache`.
         progress: Called with the number of images finished since the last call.
-        chunk: Images embedded (and stored) per round.
+        chunk: Cache rows written per transaction.
 
     Returns:
         Results in input order; ``status`` is ``ok``, ``no_face`` or ``error`` (with ``error`` saying why).
@@ -169,26 +170,27 @@ def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int | 
         if progress and hits:
             progress(hits)
     todo = [i for i, r in enumerate(results) if r is None]
-    for start in range(0, len(todo), chunk):  # stored chunk by chunk: an interrupted run keeps its work
-        part = todo[start : start + chunk]
-        computed = model.embed_faces([names[i] for i in part], face=face, on_no_face=on_no_face,
-                                     batch_size=batch_size, workers=workers if len(part) > 1 else 0,
-                                     progress=progress)
-        if len(computed) != len(part):  # one row per image for face != "all"
-            raise RuntimeError("embed_faces returned an unexpected number of rows")
-        new_rows = []
-        for i, r in zip(part, computed):
-            results[i] = r
-            h = hashes[i]
-            if h is None:
-                continue
+    new_rows: list[tuple[str, str, FaceResult]] = []
+    stream = model.iter_embed_faces([names[i] for i in todo], face=face, on_no_face=on_no_face,
+                                    batch_size=batch_size, workers=workers if len(todo) > 1 else 0, progress=progress)
+    n_done = 0
+    for i, r in zip(todo, stream):  # one result per image (face != "all"), in order, from one worker pool
+        n_done += 1
+        results[i] = r
+        h = hashes[i]
+        if h is not None:
             if r.status == "ok" and r.detector == "whole-image":
                 new_rows.append((h, _DETECTED, FaceResult(path=r.path, status="no_face")))
                 new_rows.append((h, _WHOLE, r))
             elif r.status in ("ok", "no_face"):
                 new_rows.append((h, _DETECTED, r))
-        if store is not None:
+        if store is not None and len(new_rows) >= chunk:  # stored as it goes: an interrupted run keeps its work
             store.store(new_rows)
+            new_rows = []
+    if n_done != len(todo):
+        raise RuntimeError("embedding returned an unexpected number of rows")
+    if store is not None:
+        store.store(new_rows)
     if store is not None and not isinstance(cache, EmbeddingCache):
         store.close()
     return results  # type: ignore[return-value]
