@@ -12,10 +12,19 @@ Sections (``--sections`` picks some; default: all):
   ``compute_face_descriptor``, one image at a time), on the same LFW images.
 * ``chips``: the network alone on aligned 150x150 chips: perface torch (batch 64) vs dlib's batched
   ``compute_face_descriptor``.
-* ``engines``: the network on chips in torch eager vs ONNX Runtime (``perface export``), same chips, batch and
-  threads, alternating runs, best of ``--repeats``.
-* ``coldstart``: process start to printed score of ``perface score A B`` with the torch base model vs an
-  ``.onnx`` export, median of ``--repeats`` alternating runs.
+* ``engines``: the network on chips in torch eager vs ONNX Runtime fp32 (the default engine) vs ONNX Runtime
+  int8 (``perface export --quantize int8``, calibrated on other LFW faces), same chips, batch and threads,
+  alternating runs, best of ``--repeats``.
+* ``quality``: what int8 costs: LFW ``pairs.txt`` 10-fold accuracy and the proxy test-split agreement of the
+  fp32 and int8 models (``perface eval``'s functions, each model its own cache), and the largest cosine
+  deviation between their embeddings.
+* ``coldstart``: process start to printed score of ``perface score A B`` with the default model and engine
+  (ONNX Runtime, the engine file already in the cache) vs ``--engine torch``, median of ``--repeats``
+  alternating runs.
+* ``training``: triplets per second of ``scripts/train.py`` with ``configs/proxy_attributes.yaml`` (frozen
+  stages cached), second epoch of a short run on 2,000 triplets.
+* ``gpu`` (only when a GPU is present): the network on chips, batch 256, torch CUDA fp32 / fp16 and ONNX
+  Runtime's CUDA provider.
 
 Usage: python scripts/benchmark.py [--sections detect,e2e,...] [--n 600] [--json]
 Images come from the dataset root (``$PERFACE_DATA``, default ``../shared/data``).
@@ -35,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-SECTIONS = ("detect", "e2e", "chips", "engines", "coldstart")
+SECTIONS = ("detect", "e2e", "chips", "engines", "quality", "coldstart", "training", "gpu")
 
 
 def lfw_sample(data: Path, n: int) -> list[str]:
@@ -148,28 +157,69 @@ def _throughput(model, chips: np.ndarray, batch: int) -> float:
     return time.perf_counter() - t
 
 
-def bench_engines(files: list[str], batch: int, threads: int, repeats: int, tmp: Path) -> dict:
+def _int8(base, data: Path, tmp: Path, exclude: set[str]) -> Path:
+    """An int8 export of ``base`` calibrated on 256 LFW faces not among ``exclude``."""
+    from perface.export import export_onnx
+
+    path = tmp / "base-int8.onnx"
+    if not path.exists():
+        calibration = [f for f in lfw_sample(data, 2000)[1::7] if f not in exclude][:256]
+        export_onnx(base, path, quantize="int8", calibration=calibration)
+    return path
+
+
+def bench_engines(files: list[str], batch: int, threads: int, repeats: int, tmp: Path, data: Path) -> dict:
     import torch
 
     import perface
-    from perface.export import export_onnx
 
     torch.set_num_threads(threads)
-    base = perface.load("base", threads=threads)
-    onnx_path = tmp / "base.onnx"
-    export_onnx(base, onnx_path, images=files[:16])
-    onnx_model = perface.load(onnx_path, threads=threads)
+    base = perface.load("base", engine="torch", threads=threads)
+    fp32 = perface.load("base", engine="onnx", threads=threads)
+    int8 = perface.load(_int8(base, data, tmp, set(files)), threads=threads)
     chips = _chips(files)
-    diff = float(np.abs(onnx_model.embed_chips(chips) - base.embed_chips(chips)).max())
-    for m in (base, onnx_model):  # warm-up
+    ref = base.embed_chips(chips)
+    diff = float(np.abs(fp32.embed_chips(chips) - ref).max())
+    cos8 = float(np.max(1 - np.sum(int8.embed_chips(chips).astype(np.float64) * ref, axis=1)))
+    models = {"torch": base, "onnx_fp32": fp32, "onnx_int8": int8}
+    for m in models.values():  # warm-up
         m.embed_chips(chips[:batch], batch_size=batch)
-    t_torch, t_onnx = [], []
-    for _ in range(repeats):  # alternate so that machine load affects both alike
-        t_torch.append(_throughput(base, chips, batch))
-        t_onnx.append(_throughput(onnx_model, chips, batch))
-    return {"chips": len(chips), "batch": batch, "threads": threads, "repeats": repeats, "max_abs_diff": diff,
-            "torch_faces_per_s": len(chips) / min(t_torch), "onnx_faces_per_s": len(chips) / min(t_onnx),
-            "ratio": min(t_torch) / min(t_onnx)}
+    times: dict[str, list[float]] = {k: [] for k in models}
+    for _ in range(repeats):  # alternate so that machine load affects all alike
+        for k, m in models.items():
+            times[k].append(_throughput(m, chips, batch))
+    fps = {k: len(chips) / min(v) for k, v in times.items()}
+    return {"chips": len(chips), "batch": batch, "threads": threads, "repeats": repeats, "fp32_max_abs_diff": diff,
+            "int8_max_cosine_deviation": cos8, **{f"{k}_faces_per_s": v for k, v in fps.items()},
+            "onnx_over_torch": fps["onnx_fp32"] / fps["torch"], "int8_over_fp32": fps["onnx_int8"] / fps["onnx_fp32"]}
+
+
+# --- quality -----------------------------------------------------------------------------------------------
+def bench_quality(data: Path, tmp: Path) -> dict:
+    """LFW 10-fold accuracy and proxy test-split agreement of fp32 vs int8, and their largest cosine deviation."""
+    import perface
+    from perface.evaluation.evaluate import EmbedOptions, agreement_file, verification_file
+
+    base = perface.load("base", engine="torch")
+    fp32 = perface.load("base")
+    int8 = perface.load(_int8(base, data, tmp, set()))
+    models = {"fp32": fp32, "int8": int8}
+    options = EmbedOptions(workers=None)
+    lfw = verification_file(data / "lfw" / "pairs.txt", models, options=options)
+    triplets = Path(__file__).resolve().parents[1] / "data" / "annotations" / "proxy_attributes_utkface_fairface_30k.parquet"
+    agree = agreement_file(triplets, models, root=data, split="test", options=options)
+    m = {r.label: r for r in lfw.runs}
+    sims = {k: m[k].data["similarities"] for k in m}
+    a = {r.label: r.metrics for r in agree.runs}
+    return {
+        "lfw_accuracy": {k: m[k].metrics["accuracy"] for k in m},
+        "lfw_tar_at_far_1e-3": {k: m[k].metrics["tar_at_far"]["1e-03"] for k in m},
+        "lfw_pairs": {k: m[k].metrics["n"] for k in m},
+        "agreement": {k: a[k]["agreement"] for k in a}, "agreement_triplets": {k: a[k]["n"] for k in a},
+        "agreement_difference": agree.comparisons[0]["difference"],
+        "lfw_max_similarity_change": float(np.max(np.abs(sims["fp32"] - sims["int8"])))
+        if len(sims["fp32"]) == len(sims["int8"]) else None,
+    }
 
 
 # --- coldstart ---------------------------------------------------------------------------------------------
@@ -183,21 +233,68 @@ def _cold(args: list[str]) -> float:
     return dt
 
 
-def bench_coldstart(files: list[str], repeats: int, tmp: Path) -> dict:
-    import perface
-    from perface.export import export_onnx
-
-    onnx_path = tmp / "cold.onnx"
-    if not onnx_path.exists():
-        export_onnx(perface.load("base"), onnx_path)
+def bench_coldstart(files: list[str], repeats: int) -> dict:
     a, b = files[0], files[1]
-    torch_args, onnx_args = ["score", a, b], ["score", "--model", str(onnx_path), a, b]
-    _cold(torch_args), _cold(onnx_args)  # warm the page cache and the weight caches
-    c_torch, c_onnx = [], []
+    default_args, torch_args = ["score", a, b], ["score", "--engine", "torch", a, b]
+    _cold(default_args), _cold(torch_args)  # the engine file and the page cache are warm, as for any later run
+    c_default, c_torch = [], []
     for _ in range(repeats):
+        c_default.append(_cold(default_args))
         c_torch.append(_cold(torch_args))
-        c_onnx.append(_cold(onnx_args))
-    return {"repeats": repeats, "torch_s": statistics.median(c_torch), "onnx_s": statistics.median(c_onnx)}
+    return {"repeats": repeats, "default_s": statistics.median(c_default), "torch_s": statistics.median(c_torch),
+            "default_all_s": c_default}
+
+
+# --- training ----------------------------------------------------------------------------------------------
+def bench_training(data: Path, tmp: Path) -> dict:
+    import pandas as pd
+
+    repo = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, str(repo / "scripts" / "train.py"), "fit", "--config", str(repo / "configs" / "proxy_attributes.yaml"),
+           f"--data.root={data}", "--data.max_train=2000", "--data.max_val=200", "--trainer.max_epochs=2",
+           "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp / 'train'}",
+           "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    metrics = sorted((tmp / "train").rglob("metrics.csv"))[-1]
+    rates = pd.read_csv(metrics)["train_triplets_per_s"].dropna().to_numpy()
+    return {"triplets": 2000, "first_epoch_triplets_per_s": float(rates[0]), "triplets_per_s": float(rates[-1])}
+
+
+# --- gpu ---------------------------------------------------------------------------------------------------
+def bench_gpu(files: list[str], tmp: Path) -> dict:
+    import torch
+
+    import perface
+
+    if not torch.cuda.is_available():
+        return {"skipped": "no GPU"}
+    chips = _chips(files)
+    chips = np.concatenate([chips] * max(1, 2048 // len(chips)))[:2048]
+    out = {"device": torch.cuda.get_device_name(0), "chips": len(chips), "batch": 256}
+    model = perface.load("base", engine="torch", device="cuda")
+    x = torch.from_numpy(model.preprocessing.normalize(chips)).cuda()
+    for name, dtype in (("torch_fp32", torch.float32), ("torch_fp16", torch.float16)):
+        m = model.to(dtype)
+        with torch.inference_mode():
+            m.embed_tensor(x[:256].to(dtype))
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            for i in range(0, len(x), 256):
+                m.embed_tensor(x[i : i + 256].to(dtype))
+            torch.cuda.synchronize()
+        out[f"{name}_faces_per_s"] = len(x) / (time.perf_counter() - t)
+    model.float()
+    try:
+        onnx_model = perface.load("base", engine="onnx", device="cuda")
+        onnx_model.embed_chips(chips[:256], batch_size=256)
+        t = time.perf_counter()
+        onnx_model.embed_chips(chips, batch_size=256)
+        out["onnx_cuda_faces_per_s"] = len(chips) / (time.perf_counter() - t)
+    except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
+        out["onnx_cuda"] = f"not available ({type(exc).__name__}: {exc})"
+    return out
 
 
 # --- main --------------------------------------------------------------------------------------------------
@@ -220,14 +317,27 @@ def _print(res: dict) -> None:
               f"{c['dlib_faces_per_s']:.1f} faces/s = {c['ratio']:.2f}x")
     if "engines" in res:
         g = res["engines"]
-        print(f"\n[engines] {g['chips']} chips, batch {g['batch']}, {g['threads']} threads, best of {g['repeats']}, "
-              f"max |onnx - torch| {g['max_abs_diff']:.1e}")
-        print(f"  torch eager {g['torch_faces_per_s']:8.1f} faces/s   ONNX Runtime {g['onnx_faces_per_s']:8.1f} faces/s "
-              f"({g['ratio']:.2f}x)")
+        print(f"\n[engines] {g['chips']} chips, batch {g['batch']}, {g['threads']} threads, best of {g['repeats']}; "
+              f"max |onnx fp32 - torch| {g['fp32_max_abs_diff']:.1e}, int8 max cosine deviation "
+              f"{g['int8_max_cosine_deviation']:.1e}")
+        print(f"  torch eager {g['torch_faces_per_s']:8.1f} faces/s   ONNX Runtime fp32 {g['onnx_fp32_faces_per_s']:8.1f} "
+              f"({g['onnx_over_torch']:.2f}x torch)   int8 {g['onnx_int8_faces_per_s']:8.1f} ({g['int8_over_fp32']:.2f}x fp32)")
+    if "quality" in res:
+        q = res["quality"]
+        print("\n[quality] fp32 vs int8")
+        print(f"  LFW 10-fold accuracy  {q['lfw_accuracy']['fp32']:.4f} vs {q['lfw_accuracy']['int8']:.4f}   "
+              f"TAR@FAR1e-3 {q['lfw_tar_at_far_1e-3']['fp32']:.4f} vs {q['lfw_tar_at_far_1e-3']['int8']:.4f}")
+        print(f"  proxy test agreement  {q['agreement']['fp32']:.4f} vs {q['agreement']['int8']:.4f} "
+              f"(difference {q['agreement_difference']:+.4f})")
     if "coldstart" in res:
         c = res["coldstart"]
         print(f"\n[coldstart] perface score, process start to printed score, median of {c['repeats']}: "
-              f"torch {c['torch_s']:.2f} s, .onnx {c['onnx_s']:.2f} s")
+              f"default (ONNX Runtime) {c['default_s']:.2f} s, --engine torch {c['torch_s']:.2f} s")
+    if "training" in res:
+        t = res["training"]
+        print(f"\n[training] {t}")
+    if "gpu" in res:
+        print(f"\n[gpu] {res['gpu']}")
 
 
 def main() -> int:
@@ -265,9 +375,15 @@ def main() -> int:
                 res["chips"] = bench_chips(lfw_sample(data, args.n_chips))
             elif section == "engines":
                 res["engines"] = bench_engines(lfw_sample(data, args.n_chips), args.batch, args.threads, args.repeats,
-                                               Path(tmp))
+                                               Path(tmp), data)
+            elif section == "quality":
+                res["quality"] = bench_quality(data, Path(tmp))
             elif section == "coldstart":
-                res["coldstart"] = bench_coldstart(lfw, args.repeats, Path(tmp))
+                res["coldstart"] = bench_coldstart(lfw, args.repeats)
+            elif section == "training":
+                res["training"] = bench_training(data, Path(tmp))
+            elif section == "gpu":
+                res["gpu"] = bench_gpu(lfw_sample(data, args.n_chips), Path(tmp))
     if args.json:
         print(json.dumps(res, indent=2))
     else:
