@@ -174,23 +174,25 @@ def embed_paths(model, paths: Sequence[str | os.PathLike], *, face: str | int | 
     stream = model.iter_embed_faces([names[i] for i in todo], face=face, on_no_face=on_no_face,
                                     batch_size=batch_size, workers=workers if len(todo) > 1 else 0, progress=progress)
     n_done = 0
-    for i, r in zip(todo, stream):  # one result per image (face != "all"), in order, from one worker pool
-        n_done += 1
-        results[i] = r
-        h = hashes[i]
-        if h is not None:
-            if r.status == "ok" and r.detector == "whole-image":
-                new_rows.append((h, _DETECTED, FaceResult(path=r.path, status="no_face")))
-                new_rows.append((h, _WHOLE, r))
-            elif r.status in ("ok", "no_face"):
-                new_rows.append((h, _DETECTED, r))
-        if store is not None and len(new_rows) >= chunk:  # stored as it goes: an interrupted run keeps its work
+    try:
+        for i, r in zip(todo, stream):  # one result per image (face != "all"), in order, from one worker pool
+            n_done += 1
+            results[i] = r
+            h = hashes[i]
+            if h is not None:
+                if r.status == "ok" and r.detector == "whole-image":
+                    new_rows.append((h, _DETECTED, FaceResult(path=r.path, status="no_face")))
+                    new_rows.append((h, _WHOLE, r))
+                elif r.status in ("ok", "no_face"):
+                    new_rows.append((h, _DETECTED, r))
+            if store is not None and len(new_rows) >= chunk:
+                store.store(new_rows)
+                new_rows = []
+    finally:  # stored as it goes, and on Ctrl-C too: running the same job again continues where it stopped
+        if store is not None:
             store.store(new_rows)
-            new_rows = []
     if n_done != len(todo):
         raise RuntimeError("embedding returned an unexpected number of rows")
-    if store is not None:
-        store.store(new_rows)
     if store is not None and not isinstance(cache, EmbeddingCache):
         store.close()
     return results  # type: ignore[return-value]

@@ -114,3 +114,29 @@ def test_key_follows_weights_face_and_detector(base, tmp_path):
     finally:
         base.flip_tta = False
     assert EmbeddingCache(base, root=tmp_path).key == key
+
+
+def test_an_interrupted_run_keeps_its_work(base, lfw, tmp_path, monkeypatch):
+    """Ctrl-C half way (here: raised from the progress callback) keeps every embedding computed so far in the
+    cache: the next run (a gallery build, an evaluation) embeds only the rest, and gives the same result."""
+    files = [str(p) for p in sorted((lfw / "images" / "Tony_Blair").iterdir())[:12]]
+    cache = EmbeddingCache(base, root=tmp_path)
+    seen = []
+
+    def stop_after_5(n):
+        seen.append(n)
+        if len(seen) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_paths(base, files, cache=cache, progress=stop_after_5, batch_size=2)
+    computed = []
+    real = type(base).embed_chips
+    monkeypatch.setattr(type(base), "embed_chips", lambda self, chips, **kw: (computed.append(len(chips)),
+                                                                               real(self, chips, **kw))[1])
+    again = embed_paths(base, files, cache=cache)
+    # the images whose batch was embedded before the interrupt (4 of the 5 started) are not embedded again
+    assert 4 <= len(files) - sum(computed) < len(files)
+    fresh = embed_paths(base, files, cache=False)
+    np.testing.assert_allclose(np.stack([r.embedding for r in again]), np.stack([r.embedding for r in fresh]),
+                               atol=1e-6)
