@@ -7,10 +7,13 @@
 * ``*.onnx``: a PerFace export (run with ONNX Runtime, no torch) or an insightface recognition model
   (weights imported into an iResNet).
 * ``*.pth``: an insightface arcface_torch backbone state dict.
+* a folder: an insightface model pack (``~/.insightface/models/buffalo_l``); its recognition model is loaded
+  as an insightface ``.onnx`` (chosen by insightface's own rule, see :func:`pack_recognition_model`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -39,7 +42,8 @@ def load(model: str | os.PathLike = BASE, *, engine: str = "auto", device: str |
     :class:`perface.preprocessing.FaceOptions`).
 
     Args:
-        model: ``"base"``, a registry name, or a path (``.pt``, ``.ckpt``, ``.onnx``, ``.pth``).
+        model: ``"base"``, a registry name, a path (``.pt``, ``.ckpt``, ``.onnx``, ``.pth``), or an insightface
+            model-pack folder (its recognition model, see :func:`pack_recognition_model`).
         engine: ``"auto"`` (ONNX Runtime when installed, else torch), ``"onnx"`` or ``"torch"``: with ONNX Runtime
             a torch model is exported once into the cache and run from there (see :mod:`perface.engine`);
             ``"torch"`` returns the ``nn.Module`` (training, gradients).
@@ -68,6 +72,9 @@ def load(model: str | os.PathLike = BASE, *, engine: str = "auto", device: str |
     engine = resolve_engine(engine)
     text = os.fspath(model)
     path = Path(text).expanduser()
+    if path.is_dir():  # an insightface model pack: load its recognition model
+        path = pack_recognition_model(path)
+        text = str(path)
     if not path.exists() and not any(sep in text for sep in ("/", os.sep)) and "." not in Path(text).name:
         spec = get_backbone_spec(text) if text != BASE else get_backbone_spec(BASE_BACKBONE)
         build, weights, key = (lambda: _load_named(text)), (spec.weights_locator and spec.packaged_weights_file()), text
@@ -107,6 +114,120 @@ def load(model: str | os.PathLike = BASE, *, engine: str = "auto", device: str |
         if device is not None:
             result = result.to(device)
     return result.configure_faces(**overrides)
+
+
+#: The one task of an insightface model-pack file perface loads (ArcFaceONNX's ``taskname``).
+RECOGNITION = "recognition"
+
+
+def pack_recognition_model(folder: str | os.PathLike) -> Path:
+    """The recognition model of an insightface model-pack folder, chosen as insightface chooses it.
+
+    insightface's ``FaceAnalysis`` follows a ``manifest.json`` with ``manifest_version`` 2 (its
+    ``tasks.recognition.file``); without one it routes every ``*.onnx`` of the folder by its graph's
+    inputs and outputs (``model_zoo.ModelRouter``) and keeps the first recognition model in sorted
+    order. This re-implements both without importing insightface: ``buffalo_l`` holds ``det_10g.onnx``
+    (detection: 9 outputs), ``1k3d68.onnx`` and ``2d106det.onnx`` (landmarks: 192x192 input),
+    ``genderage.onnx`` (attributes: 96x96) and ``w600k_r50.onnx``, the recognition model.
+
+    Args:
+        folder: The model-pack folder (``~`` is expanded).
+
+    Returns:
+        The recognition model's ``.onnx`` path.
+
+    Raises:
+        ModelLoadError: no recognition model in the folder (the message names every ``.onnx`` file found and
+            what insightface would take it for), or a version-2 manifest that perface cannot follow.
+    """
+    folder = Path(folder).expanduser()
+    manifest = _pack_manifest(folder)
+    if manifest is not None:
+        return _manifest_recognition_model(folder, manifest)
+    files = sorted(folder.glob("*.onnx"))
+    tasks = {path: _insightface_task(path) for path in files}
+    chosen = [path for path, (task, _) in tasks.items() if task == RECOGNITION]
+    if not chosen:
+        found = ", ".join(f"{path.name} ({task}: {why})" for path, (task, why) in tasks.items()) or "no .onnx files"
+        raise ModelLoadError(
+            f"{folder}: no insightface recognition model (an ONNX file with one output and one square input of at "
+            f"least 112 px, a multiple of 16) in this folder; found {found}. Pass a model-pack folder such as "
+            f"~/.insightface/models/buffalo_l or the recognition model's .onnx file")
+    if len(chosen) > 1:
+        warnings.warn(f"{folder} holds {len(chosen)} recognition models; using {chosen[0].name} (the first in "
+                      f"sorted order, as insightface does), not {', '.join(p.name for p in chosen[1:])}",
+                      stacklevel=3)
+    return chosen[0]
+
+
+def _pack_manifest(folder: Path) -> dict | None:
+    """The folder's ``manifest.json`` when it opts into insightface's manifest routing (version 2), else None."""
+    try:
+        document = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, ValueError):
+        return None  # insightface too ignores a missing or unreadable manifest
+    if not isinstance(document, dict) or type(document.get("manifest_version")) is not int \
+            or document["manifest_version"] != 2:
+        return None  # unversioned, version 1 or unknown: insightface routes the files by shape
+    return document
+
+
+def _manifest_recognition_model(folder: Path, manifest: dict) -> Path:
+    where = folder / "manifest.json"
+    tasks = manifest.get("tasks")
+    task = tasks.get(RECOGNITION) if isinstance(tasks, dict) else None
+    if not isinstance(task, dict) or not isinstance(task.get("file"), str):
+        declared = ", ".join(tasks) if isinstance(tasks, dict) and tasks else "none"
+        raise ModelLoadError(f"{where}: declares no recognition task with a file (tasks: {declared}); pass the "
+                             f"recognition model's .onnx file instead")
+    path = (folder / task["file"]).resolve()
+    if not path.is_relative_to(folder.resolve()) or path.suffix.lower() != ".onnx":
+        raise ModelLoadError(f"{where}: tasks.recognition.file {task['file']!r} is not an .onnx file inside the "
+                             f"package folder")
+    if not path.is_file():
+        raise ModelLoadError(f"{where}: tasks.recognition.file {task['file']} not found in {folder}")
+    preprocessing = task.get("preprocessing", {"mean": 127.5, "std": 127.5})
+    size = task.get("input_size", [112, 112])
+    if preprocessing != {"mean": 127.5, "std": 127.5} or list(size) != [112, 112]:
+        raise ModelLoadError(f"{where}: the recognition model takes preprocessing {preprocessing!r} at input size "
+                             f"{size}; perface imports insightface recognition models for 112x112 chips normalised "
+                             f"with mean 127.5 and std 127.5 only")
+    return path
+
+
+def _insightface_task(path: Path) -> tuple[str, str]:
+    """What insightface's ``model_zoo.ModelRouter`` takes an ONNX file for, from its graph alone.
+
+    Returns:
+        (task, reason): task is ``"detection"``, ``"landmarks"``, ``"attributes"``, ``"face swapper"``,
+        ``"recognition"``, ``"unrouted"`` (insightface returns None for it) or ``"unreadable"``.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        graph = onnx.load_model(str(path), load_external_data=False).graph
+    except (DecodeError, OSError, ValueError) as exc:
+        return "unreadable", type(exc).__name__
+    weights = {init.name for init in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in weights]  # as ONNX Runtime lists them
+    dims = [dim.dim_value if dim.HasField("dim_value") else None
+            for dim in inputs[0].type.tensor_type.shape.dim] if inputs else []
+    height, width = dims[2:4] if len(dims) == 4 else (None, None)
+    shape = "x".join("?" if d is None else str(d) for d in dims) or "none"
+    if len(graph.output) >= 5:
+        return "detection", f"{len(graph.output)} outputs"
+    if (height, width) == (192, 192):
+        return "landmarks", f"input {shape}"
+    if (height, width) == (96, 96):
+        return "attributes", f"input {shape}"
+    if len(inputs) == 2 and (height, width) == (128, 128):
+        return "face swapper", f"2 inputs, {shape}"
+    if height is not None and height == width and height >= 112 and height % 16 == 0:
+        if len(graph.output) == 1:
+            return RECOGNITION, f"input {shape}"
+        return "unrouted", f"input {shape} but {len(graph.output)} outputs"
+    return "unrouted", f"input {shape}, {len(graph.output)} output{'s' * (len(graph.output) != 1)}"
 
 
 def _load_named(name: str):
