@@ -1,4 +1,3 @@
-from pathlib import Path
 
 from perface.cache import cache_dir, file_sha256
 

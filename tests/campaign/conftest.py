@@ -6,7 +6,6 @@ copied or linked into the repository.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
