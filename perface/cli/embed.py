@@ -36,4 +36,5 @@ def run(args: argparse.Namespace) -> int:
                                    workers=args.workers, resume=args.resume, progress=bar,
                                    notes=lambda line: print(f"perface: {line}", file=sys.stderr))
     print(f"perface: {summary.line()}", file=sys.stderr)
-    return 0
+    # every image unreadable (a mistyped path, a folder of broken files): the rows say why, the exit code too
+    return 1 if summary.failed and summary.failed == summary.images - summary.resumed else 0
