@@ -6,6 +6,7 @@ Embeddings are L2-normalised; similarity is their cosine, higher = more similar.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,8 @@ from torch import nn
 
 from perface.backbones.registry import get_backbone_spec
 from perface.embedder import FaceEmbedder
+from perface.errors import SettingsError
+from perface.perceptual import PerceptualBranch
 from perface.preprocessing import FaceOptions, Preprocessing
 
 FORMAT_VERSION = 1
@@ -75,6 +78,15 @@ class PerFace(nn.Module, FaceEmbedder):
             (:meth:`trunk` / :meth:`top`) sees one orientation at a time.
         face_options: How faces are found and chosen (default :class:`FaceOptions`); training records the
             settings its chips were made with, and ``.pt`` / ``.ckpt`` / ONNX files carry them.
+        perceptual_weight: None: one network (the backbone, fine-tuned or not). A weight ``w`` in (0, 1): a
+            two-branch model. The backbone is the frozen identity branch; a
+            :class:`~perface.perceptual.PerceptualBranch` (a trainable copy of its last ``perceptual_stages``
+            stages and head) reads the same feature map. The embedding is
+            ``[sqrt(1 - w) * n(z_identity), sqrt(w) * n(z_perceptual)]`` (``n`` = L2 normalisation, each branch
+            summed over both orientations first with ``flip_tta``), a unit vector whose cosine is
+            ``(1 - w) * cos_identity + w * cos_perceptual``. A fresh branch equals the identity branch, so a
+            fresh two-branch model scores exactly like its backbone.
+        perceptual_stages: Stages of the perceptual branch (default 2; 1..number of stages).
 
     Call forms (tensors are normalised chips, see :meth:`Preprocessing.normalize`):
         ``model(x)``: (N, 3, S, S) float32 -> (N, D) L2-normalised embeddings.
@@ -85,7 +97,8 @@ class PerFace(nn.Module, FaceEmbedder):
     def __init__(self, backbone: str = "dlib_resnet", head_dim: int | None = None, pretrained: bool = True,
                  backbone_kwargs: dict | None = None, name: str = "base",
                  preprocessing: Preprocessing | None = None, flip_tta: bool = False,
-                 face_options: FaceOptions | None = None):
+                 face_options: FaceOptions | None = None, perceptual_weight: float | None = None,
+                 perceptual_stages: int | None = None):
         nn.Module.__init__(self)
         spec = get_backbone_spec(backbone)
         self.backbone_name = backbone
@@ -100,6 +113,20 @@ class PerFace(nn.Module, FaceEmbedder):
             if head_dim == spec.embedding_dim:
                 nn.init.eye_(self.head.weight)
         self.embedding_dim = head_dim or spec.embedding_dim
+        self.perceptual_weight: float | None = None
+        self.perceptual: PerceptualBranch | None = None
+        if perceptual_weight is not None:
+            w = float(perceptual_weight)
+            if not 0 < w < 1:
+                raise SettingsError(f"perceptual_weight must be in (0, 1) (exclusive), got {perceptual_weight}")
+            if head_dim is not None:
+                raise SettingsError("head_dim and perceptual_weight cannot be combined: a two-branch model keeps the "
+                                    "identity embedding as it is and learns in its perceptual branch")
+            self.perceptual_weight = w
+            self.perceptual = PerceptualBranch(self.backbone, 2 if perceptual_stages is None else perceptual_stages)
+            self.embedding_dim = 2 * spec.embedding_dim
+        elif perceptual_stages is not None:
+            raise SettingsError("perceptual_stages needs perceptual_weight (the share of the perceptual branch)")
         self.flip_tta = bool(flip_tta)
         self.face_options = face_options or FaceOptions()
         self.eval()
@@ -113,12 +140,25 @@ class PerFace(nn.Module, FaceEmbedder):
 
     def embed_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised chips -> (N, D) L2-normalised embeddings (differentiable)."""
-        return F.normalize(self._raw(x), dim=1)
+        return self.normalize_embedding(self._raw(x))
+
+    def normalize_embedding(self, raw: torch.Tensor) -> torch.Tensor:
+        """(N, D) raw embeddings -> (N, D) unit vectors: L2 normalisation, or for a two-branch model each
+        branch's part normalised and weighted by ``sqrt(1 - w)`` / ``sqrt(w)`` (the cosine of two results is
+        ``(1 - w) * cos_identity + w * cos_perceptual``)."""
+        if self.perceptual is None:
+            return F.normalize(raw, dim=1)
+        d, w = self.backbone_embedding_dim, self.perceptual_weight
+        identity, perceptual = F.normalize(raw[:, :d], dim=1), F.normalize(raw[:, d:], dim=1)
+        return torch.cat([identity * math.sqrt(1 - w), perceptual * math.sqrt(w)], dim=1)
 
     def _raw(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) chips -> (N, D) embeddings before L2 normalisation (mirror added with ``flip_tta``)."""
+        """(N, 3, S, S) chips -> (N, D) embeddings before normalisation (mirror added with ``flip_tta``)."""
         def one(chips: torch.Tensor, mirrored: bool) -> torch.Tensor:
-            return self._project(self.backbone(chips))
+            if self.perceptual is None:
+                return self._project(self.backbone(chips))
+            shared = self.shared_stages
+            return self.top(self.trunk(chips, shared), shared, normalize=False)
 
         return flip_sum(one, x) if self.flip_tta else one(x, False)
 
@@ -131,6 +171,11 @@ class PerFace(nn.Module, FaceEmbedder):
     def num_stages(self) -> int:
         return len(self.backbone.stages)
 
+    @property
+    def shared_stages(self) -> int:
+        """Stages whose output both branches of a two-branch model read (all stages for one network)."""
+        return self.num_stages if self.perceptual is None else self.perceptual.first
+
     def trunk(self, x: torch.Tensor, frozen_stages: int) -> torch.Tensor:
         """Stem and the first ``frozen_stages`` stages: (N, 3, S, S) chips -> feature map."""
         x = self.backbone.stem(x)
@@ -139,13 +184,32 @@ class PerFace(nn.Module, FaceEmbedder):
         return x
 
     def top(self, features: torch.Tensor, frozen_stages: int, normalize: bool = True) -> torch.Tensor:
-        """The remaining stages, backbone head and projection head: feature map -> (N, D) embeddings
-        (L2-normalised unless ``normalize=False``). One orientation: no flip test-time augmentation."""
+        """The remaining stages, backbone head and projection head (or both branches): feature map after
+        ``frozen_stages`` stages -> (N, D) embeddings (normalised by :meth:`normalize_embedding` unless
+        ``normalize=False``). One orientation: no flip test-time augmentation."""
         x = features
-        for stage in list(self.backbone.stages)[frozen_stages:]:
+        stages = list(self.backbone.stages)
+        if self.perceptual is None:
+            for stage in stages[frozen_stages:]:
+                x = stage(x)
+            z = self._project(self.backbone.head(x))
+        else:
+            shared = self.shared_stages
+            if frozen_stages > shared:
+                raise ValueError(f"the branches of this model part after stage {shared}; got features after "
+                                 f"{frozen_stages} stages")
+            for stage in stages[frozen_stages:shared]:
+                x = stage(x)
+            z = torch.cat([self.identity_top(x), self.perceptual(x)], dim=1)
+        return self.normalize_embedding(z) if normalize else z
+
+    def identity_top(self, features: torch.Tensor) -> torch.Tensor:
+        """Two-branch model: the identity branch's tail (the backbone's stages after :attr:`shared_stages` and
+        its head) on the shared feature map -> (N, backbone width) raw identity embeddings."""
+        x = features
+        for stage in list(self.backbone.stages)[self.shared_stages:]:
             x = stage(x)
-        z = self._project(self.backbone.head(x))
-        return F.normalize(z, dim=1) if normalize else z
+        return self.backbone.head(x)
 
     def embed(self, images, *args, **kwargs):  # noqa: D102 - documented on FaceEmbedder
         if isinstance(images, torch.Tensor):
@@ -169,7 +233,7 @@ class PerFace(nn.Module, FaceEmbedder):
         try:
             with torch.inference_mode():
                 x = torch.from_numpy(batch).to(self.device)
-                return self._raw(x).float().cpu().numpy()
+                return self.normalize_embedding(self._raw(x)).float().cpu().numpy()
         finally:
             self.train(was_training)
 
@@ -183,6 +247,8 @@ class PerFace(nn.Module, FaceEmbedder):
             "name": self.name,
             "embedding_dim": self.embedding_dim,
             "flip_tta": self.flip_tta,
+            "perceptual_weight": self.perceptual_weight,
+            "perceptual_stages": None if self.perceptual is None else self.perceptual.stages,
             "preprocessing": self.preprocessing.to_dict(),
             "face_options": self.face_options.to_dict(),
         }
@@ -192,7 +258,9 @@ class PerFace(nn.Module, FaceEmbedder):
         model = cls(backbone=config["backbone"], head_dim=config.get("head_dim"), pretrained=state_dict is None,
                     name=config.get("name", "perface"), preprocessing=Preprocessing.from_dict(config["preprocessing"]),
                     flip_tta=bool(config.get("flip_tta", False)),
-                    face_options=FaceOptions.from_dict(config.get("face_options")))
+                    face_options=FaceOptions.from_dict(config.get("face_options")),
+                    perceptual_weight=config.get("perceptual_weight"),
+                    perceptual_stages=config.get("perceptual_stages"))
         if state_dict is not None:
             model.load_state_dict(state_dict)
         return model.eval()

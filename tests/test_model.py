@@ -176,3 +176,50 @@ def test_flip_tta_sums_both_orientations(lfw, tmp_path):
     assert loaded.flip_tta and loaded.config()["flip_tta"] is True
     np.testing.assert_allclose(loaded.embed(files), got.numpy(), atol=1e-6)
     assert PerFace.from_config({k: v for k, v in plain.config().items() if k != "flip_tta"}).flip_tta is False
+
+
+def test_two_branch_model_scores_the_weighted_sum_of_its_branches(lfw, tmp_path, monkeypatch):
+    """PerFace(perceptual_weight=w): cos = (1 - w) cos(base) + w cos(perceptual branch), each branch with flip
+    TTA; a fresh branch scores exactly like the base model; config and weights travel in .pt files."""
+    w = 0.3
+    base, model = PerFace(flip_tta=True), PerFace(flip_tta=True, perceptual_weight=w, perceptual_stages=2)
+    files = sorted((lfw / "images" / "Colin_Powell").iterdir())[:2] + sorted((lfw / "images" / "Tony_Blair").iterdir())[:2]
+    chips = torch.from_numpy(base.preprocessing.normalize(np.stack([base.faces(f)[0].chip for f in files])))
+    with torch.no_grad():
+        zb = base.embed_tensor(chips)
+        z = model.embed_tensor(chips)
+        assert z.shape == (4, 256) and model.embedding_dim == 256
+        torch.testing.assert_close(z @ z.T, zb @ zb.T, atol=1e-6, rtol=0)
+        # change the branch (its last two stages and fc); the reference is a plain model with those weights
+        g = torch.Generator().manual_seed(0)
+        for p in model.perceptual.parameters():
+            p.add_(0.05 * p.abs().mean() * torch.randn(p.shape, generator=g))
+        reference = PerFace(flip_tta=True)
+        reference.backbone.load_state_dict({**base.backbone.state_dict(), **model.perceptual.net.state_dict()})
+        zp = reference.embed_tensor(chips)
+        expected = (1 - w) * (zb @ zb.T) + w * (zp @ zp.T)
+        z = model.embed_tensor(chips)
+        torch.testing.assert_close(z @ z.T, expected, atol=1e-6, rtol=0)
+        assert (zp @ zp.T - zb @ zb.T).abs().max() > 1e-2  # the change is visible
+        torch.testing.assert_close(model(chips[:2], chips[2:]), expected[[0, 1], [2, 3]], atol=1e-6, rtol=0)
+        # the base model's weights are untouched: its half of the embedding is the base embedding
+        torch.testing.assert_close(z[:, :128] / (1 - w) ** 0.5, zb, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(model.embed(files), z.numpy(), atol=1e-5)
+    loaded = perface.load(model.save(tmp_path / "two.pt"), engine="torch")
+    assert loaded.config()["perceptual_weight"] == w and loaded.config()["perceptual_stages"] == 2
+    np.testing.assert_allclose(loaded.embed(files), z.numpy(), atol=1e-6)
+    # the default engine exports both branches into one ONNX graph (parity-checked on export)
+    monkeypatch.setenv("PERFACE_CACHE", str(tmp_path / "cache"))
+    onnx = perface.load(tmp_path / "two.pt", engine="onnx")
+    np.testing.assert_allclose(onnx.embed(files), z.numpy(), atol=1e-4)
+
+
+def test_two_branch_settings_errors():
+    from perface.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="perceptual_weight must be in"):
+        PerFace(pretrained=False, perceptual_weight=1.0)
+    with pytest.raises(SettingsError, match="stages must be in 1..5"):
+        PerFace(pretrained=False, perceptual_weight=0.5, perceptual_stages=6)
+    with pytest.raises(SettingsError, match="needs perceptual_weight"):
+        PerFace(pretrained=False, perceptual_stages=1)

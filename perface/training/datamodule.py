@@ -75,6 +75,7 @@ class TripletDataModule(pl.LightningDataModule):
         self.seed = seed
         self._preprocessing = preprocessing
         self.skipped: dict[str, str] = {}
+        self.strata: list[str] | None = None  # names of the stratum codes (files with a stratum column)
 
     # --- data ------------------------------------------------------------------------------------------
     @property
@@ -117,13 +118,12 @@ class TripletDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         # Runs once per node (local rank 0): detection + alignment into the disk cache.
-        frames = self._frames()
-        from rich.progress import Progress
+        from perface.progress import bars
 
-        images = self._images(frames)
-        with Progress(transient=True) as bar:
-            task = bar.add_task("aligning faces (once)", total=len(images))
-            self._chip_cache().prepare(images, workers=self.prep_workers, progress=lambda n: bar.advance(task, n))
+        images = self._images(self._frames())
+        with bars() as bar:
+            self._chip_cache().prepare(images, workers=self.prep_workers,
+                                       progress=bar("aligning faces (once)", len(images)))
 
     def setup(self, stage: str | None = None) -> None:
         train, val = self._frames()
@@ -134,6 +134,8 @@ class TripletDataModule(pl.LightningDataModule):
         position = {p: i for i, p in enumerate(usable)}
         self.chips = np.stack([cache.load(p) for p in usable]) if usable else None
         self.image_paths = usable
+        self.strata = (sorted(set(train["stratum"].dropna().astype(str)) | set(val["stratum"].dropna().astype(str)))
+                       if "stratum" in train.columns and "stratum" in val.columns else None)
         self.train_set = self._dataset(train, position, training=True)
         self.val_set = self._dataset(val, position, training=False)
 
@@ -142,9 +144,13 @@ class TripletDataModule(pl.LightningDataModule):
         index = np.stack(cols, axis=1).astype(np.int64)
         keep = (index >= 0).all(axis=1)
         p_a = frame["p_a"].to_numpy(dtype=np.float32)
+        strata = None
+        if self.strata is not None:
+            code = {name: i for i, name in enumerate(self.strata)}
+            strata = frame["stratum"].map(lambda v: code.get(str(v), -1) if isinstance(v, str) else -1).to_numpy()[keep]
         return TripletDataset(index[keep], p_a[keep], self.chips, self.preprocessing,
                               chip_augmentation(self.augment) if training and self.augment > 0 else None,
-                              flip=self.flip if training else 0.0)
+                              flip=self.flip if training else 0.0, strata=strata)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

@@ -1,4 +1,5 @@
-"""Triplet losses on cosine distance with soft (agreement-weighted) labels.
+"""Training losses: triplet losses on cosine distance with soft (agreement-weighted) labels, and the identity
+retention terms that keep what the base model knows.
 
 Each triplet (anchor, a, b) is oriented by its majority (``p_a >= 0.5``: a is the positive) and weighted by
 the judges' agreement ``|2 p_a - 1|`` (ties carry no weight).
@@ -12,6 +13,43 @@ from pytorch_metric_learning.losses import TripletMarginLoss
 from pytorch_metric_learning.reducers import DoNothingReducer
 
 LOSSES = ("triplet", "hinge")
+#: Identity retention terms (``PerFaceModule(retention=...)``).
+RETENTIONS = ("embedding", "similarity")
+
+
+def embedding_retention(z: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """Mean ``1 - cos(z_i, base_i)``: keeps each embedding near the base model's embedding of the same image.
+
+    Args:
+        z: (M, D) L2-normalised learned embeddings.
+        base: (M, D) L2-normalised base-model embeddings of the same images.
+
+    Returns:
+        Scalar in [0, 2].
+    """
+    return (1 - (z * base).sum(1)).mean()
+
+
+def similarity_retention(z: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """Similarity-preserving distillation on cosine similarities: the mean over all pairs ``i != j`` of
+    ``(cos(z_i, z_j) - cos(base_i, base_j))^2``.
+
+    It keeps the base model's similarity *structure* (which faces are close to which) and leaves the
+    embeddings free to move as a whole (a rotation costs nothing), unlike :func:`embedding_retention`.
+    Tung & Mori, "Similarity-Preserving Knowledge Distillation", ICCV 2019, use the row-normalised Gram
+    matrix of a batch; here the embeddings are unit vectors, so the Gram matrix is the cosine matrix itself.
+
+    Args:
+        z: (M, D) L2-normalised learned embeddings (M >= 2).
+        base: (M, D') L2-normalised base-model embeddings of the same images (D' may differ from D).
+
+    Returns:
+        Scalar in [0, 4].
+    """
+    m = len(z)
+    diff = z @ z.T - base @ base.T
+    off = ~torch.eye(m, dtype=torch.bool, device=z.device)
+    return diff[off].pow(2).mean()
 
 
 class SoftTripletLoss(torch.nn.Module):

@@ -8,13 +8,12 @@ import time
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from perface.errors import SettingsError
 from perface.evaluation.agreement import triplet_credit
 from perface.model import PerFace, flip_sum
-from perface.training.losses import SoftTripletLoss
+from perface.training.losses import RETENTIONS, SoftTripletLoss, embedding_retention, similarity_retention
 from perface.training.triplet_dataset import mirror_key
 
 
@@ -42,34 +41,53 @@ class PerFaceModule(pl.LightningModule):
         warmup_fraction: Share of the training steps with linear warm-up before the cosine decay.
         cache_frozen_features: When training chips are not augmented, compute the frozen stages' output once
             per image and reuse it in later epochs.
-        identity_weight: Weight of a retention term ``1 - cos(z, z_base)`` that keeps embeddings near the base
-            model's (identity retention); 0 disables it.
+        identity_weight: Weight of the identity retention term (``retention``) on the learned embedding (the
+            whole model, or the perceptual branch of a two-branch model); 0 disables it.
+        retention: ``embedding``: ``1 - cos(z, z_base)`` per image keeps each embedding near the base model's;
+            ``similarity``: the squared difference between the learned and the base model's cosine similarity
+            of every pair of images in the batch (similarity-preserving distillation: the similarity
+            structure is kept, not the embeddings themselves). See :mod:`perface.training.losses`.
         flip_tta: The trained model embeds each chip and its mirror image (see :class:`PerFace`); validation
             measures it that way. Pair it with ``data.flip`` so training sees both orientations.
+        perceptual_weight: None: fine-tune the backbone itself. A weight ``w`` in (0, 1): train a two-branch
+            model (:class:`PerFace` ``perceptual_weight``): the backbone stays frozen as the identity branch
+            and a copy of its last ``trainable_stages`` stages and head learns; similarity =
+            ``(1 - w) * cos_identity + w * cos_perceptual``. The loss is on that combined similarity.
     """
 
     def __init__(self, backbone: str = "dlib_resnet", backbone_weights: str | None = None, head_dim: int | None = None,
                  name: str = "perface", loss: str = "triplet", margin: float = 0.05, trainable_stages: int | None = 2,
                  freeze_affine: bool = True, lr: float = 1e-4, head_lr: float = 1e-3, weight_decay: float = 1e-4,
                  warmup_fraction: float = 0.05, cache_frozen_features: bool = True, identity_weight: float = 0.0,
-                 flip_tta: bool = False):
+                 retention: str = "embedding", flip_tta: bool = False, perceptual_weight: float | None = None):
         super().__init__()
         self.save_hyperparameters()
+        if retention not in RETENTIONS:
+            raise SettingsError(f"model.retention must be one of {', '.join(RETENTIONS)}, got {retention!r}")
         kwargs = {"weights": backbone_weights} if backbone_weights else {}
-        self.model = PerFace(backbone=backbone, head_dim=head_dim, backbone_kwargs=kwargs, name=name, flip_tta=flip_tta)
+        if perceptual_weight is not None and trainable_stages is None:
+            raise SettingsError("model.trainable_stages: a two-branch model (perceptual_weight) needs the number of "
+                                "stages of its perceptual branch")
+        branch = {} if perceptual_weight is None else {"perceptual_weight": perceptual_weight,
+                                                       "perceptual_stages": trainable_stages}
+        self.model = PerFace(backbone=backbone, head_dim=head_dim, backbone_kwargs=kwargs, name=name, flip_tta=flip_tta,
+                             **branch)
         n = self.model.num_stages
         if trainable_stages is not None and not 0 <= trainable_stages <= n:
             raise SettingsError(f"model.trainable_stages must be in 0..{n} for {backbone}, got {trainable_stages}")
         self.criterion = SoftTripletLoss(loss, margin)
         self.frozen_stages = self._freeze()
         self.base_top = None
-        if identity_weight > 0:
+        if identity_weight > 0 and self.model.perceptual is None:
             import copy
 
             self.base_top = copy.deepcopy(self.model).requires_grad_(False).eval()
             self.base_top.flip_tta = False  # compared with the one orientation a training step embeds
+        # per chip key: the frozen stages' output; the base model's normalised embedding (one network) or the
+        # frozen identity branch's raw embedding (two branches)
         self._features: dict[int, torch.Tensor] = {}
         self._base: dict[int, torch.Tensor] = {}
+        self._val_strata: dict[int, list[float]] = {}
         self.val_soft = MeanMetric()
         self.val_hard = MeanMetric()
         self.train()  # PerFace starts in eval mode (inference); frozen BN layers stay in eval (Backbone.train)
@@ -77,8 +95,18 @@ class PerFaceModule(pl.LightningModule):
     # --- parameters ------------------------------------------------------------------------------------
     def _freeze(self) -> int:
         """Apply ``trainable_stages`` / ``freeze_affine`` through the backbone contract; returns the number of
-        frozen stages (their output is what the feature cache holds)."""
+        frozen stages (their output is what the feature cache holds). A two-branch model freezes its whole
+        backbone (the identity branch) and trains the perceptual branch."""
+        if self.model.perceptual is not None:
+            self.model.backbone.set_trainable(0, self.hparams.freeze_affine)
+            self.model.perceptual.set_trainable(self.hparams.freeze_affine)
+            return self.model.shared_stages
         return self.model.backbone.set_trainable(self.hparams.trainable_stages, self.hparams.freeze_affine)
+
+    def use_feature_cache(self, features: dict, base: dict) -> None:
+        """Share the per-chip caches (frozen stages' output, base / identity embeddings) with other modules
+        of the same backbone, frozen stages and data (a sweep trains many on one data module)."""
+        self._features, self._base = features, base
 
     def train(self, mode: bool = True):
         # The backbone keeps the normalisation layers set_trainable froze in eval mode (running statistics
@@ -106,38 +134,55 @@ class PerFaceModule(pl.LightningModule):
             return self._embed_raw(chips, mirror_key(ids) if mirrored else ids, use_cache)
 
         z = flip_sum(one, images) if not self.training and self.model.flip_tta else one(images, False)
-        return F.normalize(z, dim=1)
+        return self.model.normalize_embedding(z)
 
     def _embed_raw(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
-        """One orientation, before normalisation, reusing cached frozen features."""
+        """One orientation, before normalisation, reusing cached frozen features (and, for a two-branch
+        model, the frozen identity branch's embeddings)."""
         k = self.frozen_stages
-        if k == 0:
+        if k == 0 and self.model.perceptual is None:
             return self.model.top(self.model.trunk(images, 0), 0, normalize=False)
         if not use_cache:
             with torch.no_grad():
                 feats = self.model.trunk(images, k)
+                identity = None if self.model.perceptual is None else self.model.identity_top(feats)
+        else:
+            feats = self._cached(self._features, images, ids, lambda x: self.model.trunk(x, k))
+            identity = None if self.model.perceptual is None else self._cached(
+                self._base, feats, ids, self.model.identity_top)
+        if self.model.perceptual is None:
             return self.model.top(feats, k, normalize=False)
+        return torch.cat([identity, self.model.perceptual(feats)], dim=1)
+
+    @staticmethod
+    def _cached(store: dict, inputs: torch.Tensor, ids: torch.Tensor, compute) -> torch.Tensor:
+        """``compute(inputs)`` (without gradients) row by row from ``store`` keyed by chip id; rows not in the
+        store are computed and kept (on the CPU)."""
         id_list = ids.tolist()
-        missing = [i for i, j in enumerate(id_list) if j not in self._features]
+        missing = [i for i, j in enumerate(id_list) if j not in store]
         if missing:
             with torch.no_grad():
-                fresh = self.model.trunk(images[missing], k)
+                fresh = compute(inputs[missing])
             for i, f in zip(missing, fresh):
-                self._features[id_list[i]] = f.to("cpu", copy=True)
-        feats = torch.stack([self._features[j] for j in id_list]).to(images.device)
-        return self.model.top(feats, k, normalize=False)
+                store[id_list[i]] = f.to("cpu", copy=True)
+        return torch.stack([store[j] for j in id_list]).to(inputs.device)
 
     def _base_embeddings(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
-        """The untrained model's embeddings of the chips (cached per image when chips are not augmented)."""
-        with torch.no_grad():
-            if not use_cache:
+        """The untrained model's normalised embeddings of the chips (one network; cached per image when chips
+        are not augmented)."""
+        if not use_cache:
+            with torch.no_grad():
                 return self.base_top.embed_tensor(images)
-            id_list = ids.tolist()
-            missing = [i for i, j in enumerate(id_list) if j not in self._base]
-            if missing:
-                for i, e in zip(missing, self.base_top.embed_tensor(images[missing])):
-                    self._base[id_list[i]] = e.to("cpu", copy=True)
-            return torch.stack([self._base[j] for j in id_list]).to(images.device)
+        return self._cached(self._base, images, ids, self.base_top.embed_tensor)
+
+    def _learned_and_base(self, z: torch.Tensor, flat: torch.Tensor, ids: torch.Tensor,
+                          use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The learned embedding (the whole model, or a two-branch model's perceptual part) and the base
+        model's, both (M, D) unit vectors, for the retention term."""
+        if self.model.perceptual is None:
+            return z, self._base_embeddings(flat, ids, use_cache)
+        d, w = self.model.backbone_embedding_dim, self.model.perceptual_weight
+        return z[:, d:] / w ** 0.5, z[:, :d].detach() / (1 - w) ** 0.5  # the identity branch is the base model
 
     def _use_feature_cache(self, training: bool) -> bool:
         if not self.hparams.cache_frozen_features or self.frozen_stages == 0:
@@ -156,11 +201,14 @@ class PerFaceModule(pl.LightningModule):
         anchor, a, b, flat = self._triplet_embeddings(batch, training=True)
         loss = self.criterion(anchor, a, b, batch["p_a"])
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(anchor))
-        if self.base_top is not None:
+        if self.hparams.identity_weight > 0:
             ids = batch["ids"].flatten()
             z = torch.stack([anchor, a, b], dim=1).flatten(0, 1)  # same order as ids
-            base = self._base_embeddings(flat, ids, self._use_feature_cache(training=True))
-            retention = (1 - (z * base).sum(1)).mean()
+            learned, base = self._learned_and_base(z, flat, ids, self._use_feature_cache(training=True))
+            if self.hparams.retention == "similarity":
+                retention = similarity_retention(learned, base)
+            else:
+                retention = embedding_retention(learned, base)
             self.log("train_retention", retention, on_epoch=True, batch_size=len(anchor))
             loss = loss + self.hparams.identity_weight * retention
         return loss
@@ -186,12 +234,22 @@ class PerFaceModule(pl.LightningModule):
         self.val_soft.update(torch.from_numpy(soft).to(p_a.device, torch.float32))
         self.val_hard.update(torch.from_numpy(hard).to(p_a.device, torch.float32))
         self.log("val_loss", self.criterion(anchor, a, b, p_a), batch_size=len(anchor), sync_dist=True)
+        if "stratum" in batch:
+            for code, credit in zip(batch["stratum"].tolist(), soft.tolist()):
+                if code >= 0:
+                    self._val_strata.setdefault(code, []).append(credit)
 
     def on_validation_epoch_end(self) -> None:
         self.log("val_agreement", self.val_soft.compute(), prog_bar=True)
         self.log("val_agreement_hard", self.val_hard.compute())
         self.val_soft.reset()
         self.val_hard.reset()
+        # per stratum (this process's share of the validation set; the data module names the codes)
+        names = getattr(getattr(self._trainer, "datamodule", None), "strata", None) if self._trainer else None
+        for code, credits in sorted(self._val_strata.items()):
+            if names is not None and code < len(names):
+                self.log(f"val_agreement/{names[code]}", float(np.mean(credits)))
+        self._val_strata = {}
 
     # --- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self):

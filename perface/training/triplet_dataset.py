@@ -27,19 +27,23 @@ class TripletDataset(Dataset):
         augment: Optional callable ``image=uint8 chip -> {"image": chip}`` (albumentations), applied per image.
         flip: Probability of mirroring each image (drawn independently per image). Unlike ``augment`` this
             leaves only two versions of a chip, so the model can still cache features per version.
+        strata: Optional int64 (T,) stratum code per triplet (-1: none), passed through for per-stratum
+            validation.
 
     Each item is a dict: ``images`` float32 (3, 3, S, S) (anchor, a, b), ``ids`` int64 (3,) chip keys
-    (the image index ``j``, or ``mirror_key(j) = -j - 1`` for its mirror image), ``p_a`` float32 scalar.
+    (the image index ``j``, or ``mirror_key(j) = -j - 1`` for its mirror image), ``p_a`` float32 scalar,
+    and ``stratum`` int64 scalar when ``strata`` is given.
     """
 
     def __init__(self, index: np.ndarray, p_a: np.ndarray, chips: np.ndarray, preprocessing: Preprocessing,
-                 augment: Callable | None = None, flip: float = 0.0):
+                 augment: Callable | None = None, flip: float = 0.0, strata: np.ndarray | None = None):
         self.index = np.asarray(index, dtype=np.int64)
         self.p_a = np.asarray(p_a, dtype=np.float32)
         self.chips = chips
         self.preprocessing = preprocessing
         self.augment = augment
         self.flip = float(flip)
+        self.strata = None if strata is None else np.asarray(strata, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -54,5 +58,7 @@ class TripletDataset(Dataset):
         if self.augment is not None:
             chips = [self.augment(image=c)["image"] for c in chips]
         images = self.preprocessing.normalize(np.stack(chips))
-        return {"images": torch.from_numpy(images), "ids": torch.from_numpy(ids),
-                "p_a": torch.tensor(self.p_a[i])}
+        item = {"images": torch.from_numpy(images), "ids": torch.from_numpy(ids), "p_a": torch.tensor(self.p_a[i])}
+        if self.strata is not None:
+            item["stratum"] = torch.tensor(self.strata[i])
+        return item

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from perface.training.losses import SoftTripletLoss
+from perface.training.losses import SoftTripletLoss, embedding_retention, similarity_retention
 
 
 def _emb(seed: int, n: int = 6, d: int = 16):
@@ -54,3 +54,17 @@ def test_gradient_pulls_positive_closer():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="triplet"):
         SoftTripletLoss("contrastive")
+
+
+def test_similarity_retention_is_the_mean_squared_change_of_pairwise_cosines():
+    z, base, _ = _emb(4, n=5, d=8)
+    expected = sum((float(z[i] @ z[j]) - float(base[i] @ base[j])) ** 2
+                   for i in range(5) for j in range(5) if i != j) / 20
+    assert similarity_retention(z, base).item() == pytest.approx(expected, rel=1e-5)
+    # it keeps the similarity structure, not the embeddings: a rotation of all embeddings costs nothing,
+    # whereas the per-image term sees it; different widths are fine
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=torch.Generator().manual_seed(5)))
+    assert similarity_retention(base @ q, base).item() < 1e-10
+    assert similarity_retention(base @ q, F.normalize(base[:, :4], dim=1)).item() > 0
+    assert embedding_retention(base @ q, base).item() > 0.1
+    torch.testing.assert_close(embedding_retention(z, base), (1 - (z * base).sum(1)).mean())

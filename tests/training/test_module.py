@@ -65,3 +65,42 @@ def test_iresnet_training_freezes_through_the_backbone_contract():
     assert backbone.layer4.training and backbone.dropout.training
     with pytest.raises(SettingsError, match="trainable_stages must be in 0..4 for iresnet18"):
         PerFaceModule(backbone="iresnet18", trainable_stages=5)
+
+
+def test_two_branch_module_trains_only_the_perceptual_branch_and_caches_the_identity_branch(lfw):
+    module = PerFaceModule(trainable_stages=2, flip_tta=True, perceptual_weight=0.4, identity_weight=1.0,
+                           retention="similarity")
+    model = module.model
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(k.startswith("perceptual.net.stages.") or k == "perceptual.net.fc.weight" for k in trainable)
+    assert not any(k.endswith(("affine1.weight", "affine2.weight")) for k in trainable)  # freeze_affine
+    assert module.frozen_stages == 3 and module.base_top is None  # the identity branch is the base model
+    x = _chips(model, lfw)
+    ids = torch.arange(len(x))
+    module.eval()
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(0)
+        for p in model.perceptual.parameters():
+            p.add_(0.05 * p.abs().mean() * torch.randn(p.shape, generator=g))
+        expected = model.embed_tensor(x)
+        torch.testing.assert_close(module._embed(x, ids, use_cache=True), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(module._embed(x, ids, use_cache=True), expected, atol=1e-5, rtol=0)  # from cache
+        assert set(module._base) == set(module._features) == {0, 1, 2, mirror_key(0), mirror_key(1), mirror_key(2)}
+    module.train()
+    z = module._embed(x, ids, use_cache=True)  # one orientation, with gradients into the branch only
+    learned, base = module._learned_and_base(z, x, ids, use_cache=True)
+    with torch.no_grad():
+        reference = PerFaceModule(trainable_stages=2).model  # the untouched base model, one orientation
+        torch.testing.assert_close(base, reference.embed_tensor(x), atol=1e-5, rtol=0)
+        torch.testing.assert_close(learned, torch.nn.functional.normalize(model.perceptual(model.trunk(x, 3)), dim=1),
+                                   atol=1e-5, rtol=0)
+    learned.sum().backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert model.perceptual.net.fc.weight.grad is not None
+
+
+def test_two_branch_settings_errors():
+    with pytest.raises(SettingsError, match="needs the number of stages"):
+        PerFaceModule(trainable_stages=None, perceptual_weight=0.3)
+    with pytest.raises(SettingsError, match="retention must be one of"):
+        PerFaceModule(retention="distance")

@@ -1,0 +1,363 @@
+"""Hyper-parameter sweep of the training recipe with Optuna, on cached frozen-stage features.
+
+    python scripts/sweep.py --config configs/proxy_attributes.yaml --n-trials 12
+    python scripts/sweep.py --n-trials 4 --storage sqlite:///checkpoints/sweep/optuna.db   # resume / extend
+
+Every trial is a real ``scripts/train.py fit`` run: LightningCLI builds the module, data module and Trainer
+from ``--config`` plus the trial's overrides (``--model.*``, ``--trainer.max_epochs``), and the Trainer
+fits as the acceptance run does. Only two things differ from running them one by one: all trials share one
+in-memory cache of the frozen stages' output and of the base / identity embeddings (computed by the first
+trial that needs them), and each trial's best checkpoint is deleted once it is measured.
+
+Each trial is measured on
+
+* the validation split of the training file (``val_agreement`` overall and per stratum, soft 2AFC credit,
+  exactly as training logs it, for the best checkpoint), and
+* LFW's development view (View 1; people partly shared with ``pairs.txt``, no LFW image is trained on):
+  verification accuracy on ``pairsDevTest.txt`` at the threshold that is best on ``pairsDevTrain.txt``, and
+  TAR at FAR 1e-3 with the same-person pairs of both files against **all** different-person pairs among
+  their images (millions, so the FAR-1e-3 threshold is not set by three pairs as on ``pairs.txt``). Chips
+  are made with the data's face options, i.e. the options the trained model records and is evaluated with.
+
+The test split is never looked at. Optuna's TPE sampler (seeded) maximises val agreement under two
+constraints: LFW dev TAR@FAR1e-3 >= ``--min-tar`` and LFW dev accuracy no more than ``--max-acc-drop``
+below the base model's. The designed trials (``DESIGNED``) run first, TPE proposes the rest in the search
+space of :func:`suggest`. The report (``--out``, Markdown) lists every trial; text below the line
+``<!-- notes -->`` in an existing report is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Trials run first, in this order (Optuna ``enqueue_trial``): the old recipe, then the ideas of issue #14.
+DESIGNED: list[dict] = [
+    # the previous acceptance recipe: fine-tune the last 2 stages, per-image retention at weight 1.25
+    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-4, "margin": 0.1, "max_epochs": 3,
+     "retention": "embedding", "embedding_weight": 1.25},
+    # the same at a tenth of the learning rate (dlib's last convolutions have weights of about 5e-4 to 3e-3,
+    # so an Adam step of 3e-4 is a large change)
+    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
+     "retention": "embedding", "embedding_weight": 1.25},
+    # similarity-preserving retention instead of per-image retention
+    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
+     "retention": "similarity", "similarity_weight": 10.0},
+    # frozen identity branch + learned perceptual branch, two shares
+    {"arch": "dual", "perceptual_weight": 0.3, "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
+     "retention": "similarity", "similarity_weight": 0.0},
+    {"arch": "dual", "perceptual_weight": 0.5, "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
+     "retention": "similarity", "similarity_weight": 0.0},
+]
+
+
+def suggest(trial) -> dict:
+    """The search space: the recipe's settings a trial chooses. The two retention terms live on different
+    scales (``1 - cos`` per image vs squared cosine differences), so each has its own weight range."""
+    p = {"arch": trial.suggest_categorical("arch", ["finetune", "dual"])}
+    if p["arch"] == "dual":
+        p["perceptual_weight"] = trial.suggest_float("perceptual_weight", 0.15, 0.6)
+    p["trainable_stages"] = trial.suggest_categorical("trainable_stages", [1, 2])
+    p["lr"] = trial.suggest_float("lr", 1e-5, 3e-4, log=True)
+    p["margin"] = trial.suggest_float("margin", 0.05, 0.3)
+    p["max_epochs"] = trial.suggest_int("max_epochs", 2, 4)
+    p["retention"] = trial.suggest_categorical("retention", ["embedding", "similarity"])
+    if p["retention"] == "embedding":
+        p["identity_weight"] = trial.suggest_float("embedding_weight", 0.0, 2.0)
+    else:
+        p["identity_weight"] = trial.suggest_float("similarity_weight", 0.0, 20.0)
+    return p
+
+
+def overrides(p: dict) -> list[str]:
+    """LightningCLI arguments of a trial's settings."""
+    args = [f"--model.trainable_stages={p['trainable_stages']}", f"--model.lr={p['lr']}",
+            f"--model.margin={p['margin']}", f"--trainer.max_epochs={p['max_epochs']}",
+            f"--model.retention={p['retention']}", f"--model.identity_weight={p['identity_weight']}"]
+    if p["arch"] == "dual":
+        args.append(f"--model.perceptual_weight={p['perceptual_weight']}")
+    else:
+        args.append("--model.perceptual_weight=null")
+    return args
+
+
+# --- LFW development view ---------------------------------------------------------------------------------
+class LfwDev:
+    """LFW View 1 pairs as chips with the data's face options, embedded through a module's feature cache."""
+
+    ID_OFFSET = 10_000_000  # chip keys of LFW images (training chips are 0..N-1, mirrors negative)
+
+    def __init__(self, lfw: Path, datamodule, preprocessing):
+        from perface.evaluation.verification import read_lfw_pairs
+        from perface.training.chip_cache import ChipCache
+
+        self.train = read_lfw_pairs(lfw / "pairsDevTrain.txt").frame
+        self.test = read_lfw_pairs(lfw / "pairsDevTest.txt").frame
+        names = sorted(set(self.train["a"]) | set(self.train["b"]) | set(self.test["a"]) | set(self.test["b"]))
+        paths = [str(lfw / "images" / n) for n in names]
+        cache = ChipCache(preprocessing, datamodule.face_options, datamodule.cache_dir)
+        failed = cache.prepare(paths, workers=datamodule.prep_workers)
+        if failed:
+            raise RuntimeError(f"{len(failed)} LFW dev images have no chip, e.g. {next(iter(failed.items()))}")
+        self.names = names
+        self.index = {n: i for i, n in enumerate(names)}
+        self.identity = np.array([n.split("/")[0] for n in names])
+        self.chips = np.stack([cache.load(p) for p in paths])
+        self.preprocessing = preprocessing
+
+    def embeddings(self, module, batch: int = 256) -> np.ndarray:
+        import torch
+
+        module.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(self.chips), batch):
+                x = torch.from_numpy(self.preprocessing.normalize(self.chips[i:i + batch]))
+                ids = torch.arange(i, i + len(x)) + self.ID_OFFSET
+                out.append(module._embed(x, ids, use_cache=module.hparams.cache_frozen_features).numpy())
+        return np.concatenate(out)
+
+    def metrics(self, emb: np.ndarray) -> dict:
+        from perface.evaluation.verification import accuracy_at, best_threshold, tar_at_far
+
+        def sims(frame):
+            a = emb[[self.index[n] for n in frame["a"]]]
+            b = emb[[self.index[n] for n in frame["b"]]]
+            return (a * b).sum(1), frame["same"].to_numpy(bool)
+
+        s_train, y_train = sims(self.train)
+        s_test, y_test = sims(self.test)
+        threshold = best_threshold(s_train, y_train)
+        genuine = np.concatenate([s_train[y_train], s_test[y_test]])
+        gram = emb @ emb.T
+        iu = np.triu_indices(len(emb), k=1)
+        impostor = gram[iu][self.identity[iu[0]] != self.identity[iu[1]]]
+        scores = np.concatenate([genuine, impostor])
+        same = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
+        return {"lfw_dev_accuracy": accuracy_at(s_test, y_test, threshold),
+                "lfw_dev_tar_far1e-3": tar_at_far(scores, same, 1e-3),
+                "lfw_dev_impostors": int(len(impostor)), "lfw_dev_genuine": int(len(genuine))}
+
+
+# --- one trial ----------------------------------------------------------------------------------------------
+class Runner:
+    def __init__(self, config: Path, workdir: Path, data_root: str | None, extra: list[str], keep: bool = False):
+        self.config = config
+        self.keep = keep
+        self.workdir = workdir
+        self.data_root = data_root
+        self.extra = extra
+        self.features: dict[tuple, dict] = {}
+        self.base_embeddings: dict[tuple, dict] = {}
+        self.lfw: LfwDev | None = None
+
+    def cli(self, args: list[str]):
+        from lightning.pytorch.cli import LightningCLI
+
+        from perface.training.datamodule import TripletDataModule
+        from perface.training.module import PerFaceModule
+
+        base = ["--config", str(self.config), "--trainer.enable_progress_bar=false"]
+        if self.data_root:
+            base.append(f"--data.root={self.data_root}")
+        return LightningCLI(PerFaceModule, TripletDataModule, run=False, args=base + args + self.extra,
+                            save_config_kwargs={"overwrite": True})
+
+    def _share(self, module) -> None:
+        key = (module.hparams.backbone, module.frozen_stages)
+        two_branch = module.model.perceptual is not None
+        module.use_feature_cache(self.features.setdefault(key, {}),
+                                 self.base_embeddings.setdefault((*key, two_branch), {}))
+
+    def measure(self, cli, module) -> dict:
+        """Val agreement (overall, per stratum) and LFW dev metrics of ``module`` as it is."""
+        dm = cli.datamodule
+        if self.lfw is None:
+            self.lfw = LfwDev(Path(dm.root) / "lfw", dm, module.model.preprocessing)
+        result = cli.trainer.validate(module, datamodule=dm, verbose=False)[0]
+        out = {k: float(v) for k, v in result.items() if k.startswith("val_agreement")}
+        out.update(self.lfw.metrics(self.lfw.embeddings(module)))
+        return out
+
+    def base(self) -> dict:
+        """The base model (no training) through the same measurement."""
+        name = "base"
+        cli = self.cli([f"--trainer.logger.init_args.save_dir={self.workdir}", f"--trainer.logger.init_args.name={name}",
+                        "--model.perceptual_weight=null", "--model.identity_weight=0"])
+        self._share(cli.model)
+        return self.measure(cli, cli.model)
+
+    def run(self, number: int, p: dict) -> dict:
+        import torch
+
+        name = f"trial_{number:03d}"
+        cli = self.cli(overrides(p) + [f"--trainer.logger.init_args.save_dir={self.workdir}",
+                                       f"--trainer.logger.init_args.name={name}"])
+        module = cli.model
+        self._share(module)
+        start = time.perf_counter()
+        cli.trainer.fit(module, datamodule=cli.datamodule)
+        fit_s = time.perf_counter() - start
+        rate = float(cli.trainer.callback_metrics.get("train_triplets_per_s", float("nan")))
+        best = cli.trainer.checkpoint_callback.best_model_path
+        module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+        out = self.measure(cli, module)
+        out.update(fit_s=fit_s, epochs=int(cli.trainer.current_epoch), triplets_per_s=rate)
+        if not self.keep:
+            shutil.rmtree(Path(best).parent, ignore_errors=True)  # keep logs and config, not the weights
+        return out
+
+
+# --- report -----------------------------------------------------------------------------------------------
+SETTINGS = ("arch", "perceptual_weight", "trainable_stages", "lr", "margin", "max_epochs", "retention",
+            "identity_weight")
+SINGLE = ("age", "gender", "race")  # the single-attribute strata
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e-2 else f"{v:.3f}"
+    return str(v)
+
+
+def write_report(path: Path, rows: list[dict], base: dict, args) -> None:
+    strata = sorted({k.split("/", 1)[1] for r in rows + [base] for k in r if k.startswith("val_agreement/")})
+    head = ["trial", *SETTINGS, "val", "min 1-attr", *strata, "LFW dev acc", "LFW dev TAR@1e-3", "feasible",
+            "fit s"]
+    lines = ["# Sweep: training recipe on proxy-attribute triplets", "",
+             f"`python scripts/sweep.py --config {args.config} --n-trials {args.n_trials} --seed {args.seed}` "
+             "(Optuna TPE, seeded; the designed trials first). Val: the training file's val split (soft 2AFC "
+             "credit of the best checkpoint, overall and per stratum). LFW dev: View 1, accuracy on "
+             "pairsDevTest at pairsDevTrain's best threshold; TAR@FAR1e-3 over the same-person pairs of both "
+             f"files against all {base.get('lfw_dev_impostors', 0):,} different-person pairs among their images. "
+             f"Feasible: LFW dev TAR >= {args.min_tar} and accuracy >= base - {args.max_acc_drop}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def line(label, r, p):
+        single = [r[f"val_agreement/{s}"] for s in SINGLE if f"val_agreement/{s}" in r]
+        cells = [label] + [_fmt(p.get(k)) for k in SETTINGS] + [_fmt(r.get("val_agreement")),
+                                                                _fmt(min(single) if single else None)]
+        cells += [_fmt(r.get(f"val_agreement/{s}")) for s in strata]
+        cells += [_fmt(r.get("lfw_dev_accuracy")), _fmt(r.get("lfw_dev_tar_far1e-3")), _fmt(r.get("feasible")),
+                  _fmt(r.get("fit_s") and round(r["fit_s"]))]
+        return "| " + " | ".join(cells) + " |"
+
+    lines.append(line("base", base, {}))
+    for r in rows:
+        lines.append(line(str(r["number"]), r, r["settings"]))
+    feasible = [r for r in rows if r.get("feasible")]
+    best = max(feasible or rows, key=lambda r: r["val_agreement"]) if rows else None
+    if best is not None:
+        settings = ", ".join(f"{k}={_fmt(best['settings'].get(k))}" for k in SETTINGS if k in best["settings"])
+        kind = "feasible " if feasible else ""
+        lines += ["", f"Best {kind}trial by val agreement: **{best['number']}** ({settings})."]
+    notes = ""
+    if path.is_file() and "<!-- notes -->" in path.read_text():
+        notes = path.read_text().split("<!-- notes -->", 1)[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n\n<!-- notes -->" + notes)
+
+
+# --- main -------------------------------------------------------------------------------------------------
+def study_trials(storage: str, name: str) -> list:
+    """The trials of an existing study (none when there is no such study yet)."""
+    import optuna
+
+    try:
+        return optuna.load_study(study_name=name, storage=storage).trials
+    except KeyError:
+        return []
+
+
+def parse(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, default=REPO / "configs" / "proxy_attributes.yaml")
+    ap.add_argument("--n-trials", type=int, default=12, help="trials to run now (designed ones first)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (training seeds: the config's)")
+    ap.add_argument("--storage", default=None, help="Optuna storage URL to keep / resume the study "
+                                                    "(default: sqlite in --workdir)")
+    ap.add_argument("--study-name", default="proxy_attributes")
+    ap.add_argument("--workdir", type=Path, default=REPO / "checkpoints" / "sweep_proxy_attributes")
+    ap.add_argument("--root", default=None, help="dataset root (default: $PERFACE_DATA)")
+    ap.add_argument("--min-tar", type=float, default=0.92)
+    ap.add_argument("--max-acc-drop", type=float, default=0.01)
+    ap.add_argument("--no-designed", action="store_true", help="skip the designed trials")
+    ap.add_argument("--override", action="append", default=[], metavar="ARG",
+                    help="extra train.py argument for every trial, e.g. --override=--data.max_train=500 (quick checks)")
+    ap.add_argument("--keep-checkpoints", action="store_true",
+                    help="keep each trial's best checkpoint (default: deleted once measured)")
+    ap.add_argument("--out", type=Path, default=REPO / "reports" / "sweep_proxy_attributes.md")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    import optuna
+
+    args = parse(argv)
+    sys.argv = sys.argv[:1]  # LightningCLI gets its arguments from each trial, not from this command line
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    storage = args.storage or f"sqlite:///{args.workdir / 'optuna.db'}"
+    runner = Runner(args.config, args.workdir, args.root, args.override, keep=args.keep_checkpoints)
+    stale = [t for t in study_trials(storage, args.study_name) if t.state == optuna.trial.TrialState.RUNNING]
+    for t in stale:  # left RUNNING by an interrupted sweep: failed, so that it runs again
+        optuna.load_study(study_name=args.study_name, storage=storage)._storage.set_trial_state_values(
+            t._trial_id, optuna.trial.TrialState.FAIL)
+        print(f"trial {t.number} was interrupted: marked failed", flush=True)
+    base_file = args.workdir / "base.json"
+    base = json.loads(base_file.read_text()) if base_file.is_file() else runner.base()
+    base_file.write_text(json.dumps(base, indent=1))
+    print("base:", json.dumps(base), flush=True)
+
+    def constraints(trial) -> list[float]:  # <= 0 is feasible
+        return [float(c) for c in trial.user_attrs.get("constraints", [1.0, 1.0])]
+
+    sampler = optuna.samplers.TPESampler(seed=args.seed, constraints_func=constraints, n_startup_trials=4)
+    study = optuna.create_study(study_name=args.study_name, storage=storage, direction="maximize",
+                                sampler=sampler, load_if_exists=True)
+    if not args.no_designed:
+        # a designed trial counts as done once it completed or waits in the queue (an interrupted one reruns)
+        done = [t.params for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                              optuna.trial.TrialState.WAITING)]
+        for p in DESIGNED:
+            if not any(all(d.get(k) == v for k, v in p.items()) for d in done):
+                study.enqueue_trial(p, skip_if_exists=True)
+
+    def objective(trial) -> float:
+        p = suggest(trial)
+        print(f"trial {trial.number}: {p}", flush=True)
+        trial.set_user_attr("settings", p)
+        r = runner.run(trial.number, p)
+        r["feasible"] = bool(r["lfw_dev_tar_far1e-3"] >= args.min_tar
+                             and r["lfw_dev_accuracy"] >= base["lfw_dev_accuracy"] - args.max_acc_drop)
+        for k, v in r.items():
+            trial.set_user_attr(k, v)
+        trial.set_user_attr("constraints", [args.min_tar - r["lfw_dev_tar_far1e-3"],
+                                            base["lfw_dev_accuracy"] - args.max_acc_drop - r["lfw_dev_accuracy"]])
+        print(f"trial {trial.number}: {json.dumps(r)}", flush=True)
+        return r["val_agreement"]
+
+    def report(study, _trial=None):
+        rows = [{"number": t.number, **t.user_attrs}
+                for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        write_report(args.out, rows, base, args)
+
+    study.optimize(objective, n_trials=args.n_trials, callbacks=[report])
+    report(study)
+    print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())
