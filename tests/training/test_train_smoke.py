@@ -81,6 +81,15 @@ def test_print_config():
     assert "trainable_stages: 1" in res.stdout and "max_train: 96" in res.stdout
 
 
+@pytest.mark.parametrize("name", ["proxy_attributes", "perface_dlib", "perface_arcface_r50"])
+def test_shipped_configs_parse(name):
+    """Every shipped recipe is a valid LightningCLI config (keys the module and data module know)."""
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "fit", "--config",
+                          str(REPO / "configs" / f"{name}.yaml"), "--print_config"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "retention:" in res.stdout and "identity_weight:" in res.stdout
+
+
 def test_wandb_logger_offline(tmp_path, data_root, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
