@@ -62,6 +62,11 @@ DESIGNED: list[dict] = [
     # per-image retention at the small step of trial 1, weighted more
     {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
      "retention": "embedding", "embedding_weight": 3.0},
+    # around that point of the frontier: a weight between trials 1 and 8, and trial 8's weight with a larger step
+    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
+     "retention": "embedding", "embedding_weight": 2.0},
+    {"arch": "finetune", "trainable_stages": 2, "lr": 1e-4, "margin": 0.1, "max_epochs": 3,
+     "retention": "embedding", "embedding_weight": 3.0},
 ]
 
 
@@ -77,7 +82,7 @@ def suggest(trial) -> dict:
     p["max_epochs"] = trial.suggest_int("max_epochs", 2, 4)
     p["retention"] = trial.suggest_categorical("retention", ["embedding", "similarity"])
     if p["retention"] == "embedding":
-        p["identity_weight"] = trial.suggest_float("embedding_weight", 0.0, 2.0)
+        p["identity_weight"] = trial.suggest_float("embedding_weight", 0.0, 4.0)
     else:
         p["identity_weight"] = trial.suggest_float("similarity_weight", 0.0, 20.0)
     return p

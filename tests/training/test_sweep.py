@@ -1,0 +1,83 @@
+"""scripts/sweep.py without training: a trial's settings become LightningCLI arguments the shipped config
+accepts, Optuna's search space, the LFW development-view metrics and the report."""
+
+import importlib.util
+import subprocess
+import sys
+import warnings
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+optuna = pytest.importorskip("optuna")
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    spec = importlib.util.spec_from_file_location("perface_sweep_script", REPO / "scripts" / "sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_designed_trials_are_valid_train_arguments(sweep):
+    """Every designed trial lies in the search space and its overrides parse with the acceptance config."""
+    for p in sweep.DESIGNED:
+        trial = optuna.trial.FixedTrial(p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # optuna warns when a value lies outside the search space
+            settings = sweep.suggest(trial)
+        assert settings["arch"] == p["arch"] and settings["lr"] == p["lr"]
+        weight = p.get("embedding_weight", p.get("similarity_weight"))
+        assert settings["identity_weight"] == weight
+    dual = sweep.suggest(optuna.trial.FixedTrial(sweep.DESIGNED[2]))
+    args = sweep.overrides(dual)
+    assert "--model.perceptual_weight=0.3" in args and "--model.retention=similarity" in args
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "fit", "--config",
+                          str(REPO / "configs" / "proxy_attributes.yaml"), *args, "--print_config"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "perceptual_weight: 0.3" in res.stdout and "max_epochs: 3" in res.stdout
+
+
+def test_lfw_dev_metrics(sweep):
+    """Accuracy at the dev-train threshold and TAR@FAR over all different-person pairs, on embeddings built so
+    that the answer is known."""
+    dev = object.__new__(sweep.LfwDev)
+    names = ["A/A_1.jpg", "A/A_2.jpg", "B/B_1.jpg", "B/B_2.jpg", "C/C_1.jpg"]
+    dev.names, dev.index = names, {n: i for i, n in enumerate(names)}
+    dev.identity = np.array([n.split("/")[0] for n in names])
+    angle = np.array([0.0, 0.1, 1.5, 1.6, 3.0])  # same person: 0.1 rad apart; different: >= 1.4 rad
+    emb = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    dev.train = pd.DataFrame({"a": ["A/A_1.jpg", "A/A_1.jpg"], "b": ["A/A_2.jpg", "B/B_1.jpg"], "same": [True, False]})
+    dev.test = pd.DataFrame({"a": ["B/B_1.jpg", "B/B_2.jpg"], "b": ["B/B_2.jpg", "C/C_1.jpg"], "same": [True, False]})
+    m = dev.metrics(emb)
+    assert m["lfw_dev_accuracy"] == 1.0 and m["lfw_dev_tar_far1e-3"] == 1.0
+    assert m["lfw_dev_genuine"] == 2 and m["lfw_dev_impostors"] == 8  # 10 pairs of 5 images, 2 of them same-person
+    emb[1] = [np.cos(1.0), np.sin(1.0)]  # A_2 moves towards B: its genuine pair (cos 0.54) falls below an impostor
+    m = dev.metrics(emb)
+    assert m["lfw_dev_tar_far1e-3"] == 0.5
+
+
+def test_report_lists_trials_and_keeps_notes(sweep, tmp_path):
+    out = tmp_path / "report.md"
+    out.write_text("old table\n\n<!-- notes -->\nhand-written notes\n")
+    base = {"val_agreement": 0.8, "val_agreement/gender": 0.7, "lfw_dev_accuracy": 0.98,
+            "lfw_dev_tar_far1e-3": 0.94, "lfw_dev_impostors": 1000}
+    rows = [{"number": 0, "settings": {"arch": "finetune", "lr": 3e-5, "identity_weight": 3.0},
+             "val_agreement": 0.88, "val_agreement/gender": 0.79, "lfw_dev_accuracy": 0.978,
+             "lfw_dev_tar_far1e-3": 0.938, "feasible": True, "fit_s": 600.0},
+            {"number": 1, "settings": {"arch": "dual", "perceptual_weight": 0.3}, "val_agreement": 0.92,
+             "val_agreement/gender": 0.83, "lfw_dev_accuracy": 0.917, "lfw_dev_tar_far1e-3": 0.777,
+             "feasible": False, "fit_s": 626.0}]
+    args = Namespace(config=REPO / "configs" / "proxy_attributes.yaml", seed=0, min_tar=0.92, max_acc_drop=0.01)
+    sweep.write_report(out, rows, base, args)
+    text = out.read_text()
+    assert "configs/proxy_attributes.yaml" in text and str(REPO) not in text
+    assert "| 1 | dual | 0.300 |" in text and "| base |" in text
+    assert "Best feasible trial by val agreement: **0**" in text  # trial 1 scores higher but is infeasible
+    assert text.endswith("<!-- notes -->\nhand-written notes\n") and "old table" not in text
