@@ -59,7 +59,9 @@ class FaceEmbedder:
 
     # --- to implement -------------------------------------------------------------------------------
     def _embed_normalized(self, batch: np.ndarray) -> np.ndarray:
-        """float32 (N, 3, S, S) normalised chips -> float32 (N, D) raw embeddings."""
+        """float32 (N, 3, S, S) normalised chips -> float32 (N, D) embeddings (:meth:`embed_chips` L2-normalises
+        the rows; a model whose similarity is not a plain cosine of its raw output, e.g. a two-branch
+        :class:`~perface.model.PerFace`, returns its own unit vectors)."""
         raise NotImplementedError
 
     def identity(self) -> str:

@@ -289,16 +289,6 @@ def write_report(path: Path, rows: list[dict], base: dict, args) -> None:
 
 
 # --- main -------------------------------------------------------------------------------------------------
-def study_trials(storage: str, name: str) -> list:
-    """The trials of an existing study (none when there is no such study yet)."""
-    import optuna
-
-    try:
-        return optuna.load_study(study_name=name, storage=storage).trials
-    except KeyError:
-        return []
-
-
 def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=REPO / "configs" / "proxy_attributes.yaml")
@@ -328,11 +318,6 @@ def main(argv=None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{args.workdir / 'optuna.db'}"
     runner = Runner(args.config, args.workdir, args.root, args.override, keep=args.keep_checkpoints)
-    stale = [t for t in study_trials(storage, args.study_name) if t.state == optuna.trial.TrialState.RUNNING]
-    for t in stale:  # left RUNNING by an interrupted sweep: failed, so that it runs again
-        optuna.load_study(study_name=args.study_name, storage=storage)._storage.set_trial_state_values(
-            t._trial_id, optuna.trial.TrialState.FAIL)
-        print(f"trial {t.number} was interrupted: marked failed", flush=True)
     base_file = args.workdir / "base.json"
     base = json.loads(base_file.read_text()) if base_file.is_file() else runner.base()
     base_file.write_text(json.dumps(base, indent=1))
@@ -344,6 +329,10 @@ def main(argv=None) -> int:
     sampler = optuna.samplers.TPESampler(seed=args.seed, constraints_func=constraints, n_startup_trials=4)
     study = optuna.create_study(study_name=args.study_name, storage=storage, direction="maximize",
                                 sampler=sampler, load_if_exists=True)
+    if args.n_trials > 0:  # one sweep process per study: a trial still RUNNING was left by an interrupted sweep
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            print(f"trial {t.number} was interrupted: marked failed (a designed one runs again)", flush=True)
     if not args.no_designed:
         # a designed trial counts as done once it completed or waits in the queue (an interrupted one reruns)
         done = [t.params for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,

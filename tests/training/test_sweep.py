@@ -34,7 +34,7 @@ def test_designed_trials_are_valid_train_arguments(sweep):
         assert settings["arch"] == p["arch"] and settings["lr"] == p["lr"]
         weight = p.get("embedding_weight", p.get("similarity_weight"))
         assert settings["identity_weight"] == weight
-    dual = sweep.suggest(optuna.trial.FixedTrial(sweep.DESIGNED[2]))
+    dual = sweep.suggest(optuna.trial.FixedTrial(next(p for p in sweep.DESIGNED if p["arch"] == "dual")))
     args = sweep.overrides(dual)
     assert "--model.perceptual_weight=0.3" in args and "--model.retention=similarity" in args
     res = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "fit", "--config",
@@ -81,3 +81,19 @@ def test_report_lists_trials_and_keeps_notes(sweep, tmp_path):
     assert "| 1 | dual | 0.300 |" in text and "| base |" in text
     assert "Best feasible trial by val agreement: **0**" in text  # trial 1 scores higher but is infeasible
     assert text.endswith("<!-- notes -->\nhand-written notes\n") and "old table" not in text
+
+
+def test_command_line_rewrites_the_report_without_training(tmp_path):
+    """``--n-trials 0`` parses the command line, opens (here: creates) the study and writes the report; the base
+    model's measurement is read from the work folder, so nothing is trained or embedded."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "base.json").write_text('{"val_agreement": 0.8, "lfw_dev_accuracy": 0.98, "lfw_dev_tar_far1e-3": 0.94, '
+                                    '"lfw_dev_impostors": 1000}')
+    out = tmp_path / "report.md"
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "--n-trials", "0", "--workdir", str(work),
+                          "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    text = out.read_text()
+    assert "(0 completed trials" in text and "| base |" in text and "0.800" in text
+    assert (work / "optuna.db").is_file()

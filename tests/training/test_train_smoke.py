@@ -41,6 +41,20 @@ def test_training_lowers_loss_and_raises_val_agreement(run):
     assert agreement.max() > before
 
 
+def test_val_agreement_is_logged_per_stratum(run):
+    """val_agreement/<stratum> for every stratum of the val split; weighted by their triplet counts they give
+    the overall val_agreement of the same epoch."""
+    _, _, cli = run
+    dm, metrics = cli.datamodule, cli.trainer.callback_metrics
+    codes = dm.val_set.strata
+    assert dm.strata and codes is not None and (codes >= 0).all()
+    counts = np.bincount(codes, minlength=len(dm.strata))
+    logged = {name: float(metrics[f"val_agreement/{name}"]) for name, n in zip(dm.strata, counts) if n}
+    assert len(logged) >= 3 and all(0 <= v <= 1 for v in logged.values())
+    weighted = sum(logged[name] * n for name, n in zip(dm.strata, counts) if n) / counts.sum()
+    assert weighted == pytest.approx(float(metrics["val_agreement"]), abs=1e-5)
+
+
 def test_checkpoint_loads_without_lightning_and_scores(run, lfw):
     out, _, cli = run
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
