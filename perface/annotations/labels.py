@@ -18,7 +18,7 @@ import pandas as pd
 
 from perface.io.labels import read_labels
 
-__all__ = ["AGE_BANDS", "age_band", "age_band_index", "labels_frame"]
+__all__ = ["AGE_BANDS", "age_band", "age_band_index", "age_band_lower", "labels_frame"]
 
 #: Age bands, youngest first (FairFace's age groups).
 AGE_BANDS = ("0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "70+")
@@ -45,6 +45,11 @@ def age_band(value) -> str | None:
 def age_band_index(band: str) -> int:
     """Position of a band in :data:`AGE_BANDS` (0 = ``0-2``)."""
     return AGE_BANDS.index(band)
+
+
+def age_band_lower(band: str) -> int:
+    """Youngest age in years of a band in :data:`AGE_BANDS` (``'10-19' -> 10``)."""
+    return _BAND_LOWER[AGE_BANDS.index(band)]
 
 
 def labels_frame(path: str | os.PathLike, root: str | os.PathLike) -> pd.DataFrame:

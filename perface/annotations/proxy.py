@@ -16,6 +16,12 @@ votes were cast), ``source`` and ``stratum``:
   bands away are never used: too close to call). For each triplet the stratum is drawn uniformly among those
   with candidates for that anchor, so single-attribute differences (the hard, informative ones) are as common
   as multi-attribute ones. With ``identity`` labels, ``a`` and ``b`` are never the anchor's own person.
+  Only differences a face can *show* count: an attribute may be marked unseen for faces younger than an age
+  (``shown_from_age``, e.g. gender below 10: infants' gender is not visible in a face chip) or for label values
+  that name no visible group (``vague``, e.g. UTKFace's race ``other``). Such a face never differs from
+  another in that attribute (no stratum claims it); ``a`` shares the anchor's unseen value exactly (an infant
+  anchor's ``a`` is an infant of its race and band), and where the anchor's own value is unseen ``b`` may have
+  any value of that attribute (the stratum still names only what visibly differs).
 
 Triplets never mix sources (datasets): all three images come from the same label file, so a difference in
 crop or image style between datasets cannot stand in for the attribute. The triplet budget ``n`` is split
@@ -33,13 +39,13 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from perface.annotations.labels import AGE_BANDS, age_band
+from perface.annotations.labels import AGE_BANDS, age_band, age_band_lower
 from perface.progress import track
 from perface.annotations.schema import SPLITS
 from perface.annotations.split import assign_units, parse_fractions
 from perface.errors import AnnotationError, SettingsError
 
-__all__ = ["ATTRIBUTES", "ATTRIBUTE_ALIASES", "AttributeSource", "ProxyReport", "attribute_triplets",
+__all__ = ["ATTRIBUTES", "ATTRIBUTE_ALIASES", "UNSEEN", "AttributeSource", "ProxyReport", "attribute_triplets",
            "identity_triplets", "standard_attributes"]
 
 #: Attributes of attribute-consistency triplets, in ``stratum`` order.
@@ -64,6 +70,10 @@ class AttributeSource:
     n: int | None = None
 
 
+#: The value an unseen attribute takes in a face's key (see ``shown_from_age`` and ``vague``).
+UNSEEN = "?"
+
+
 @dataclass
 class ProxyReport:
     """What a proxy build used and made."""
@@ -75,12 +85,15 @@ class ProxyReport:
     per_source: dict = field(default_factory=dict)
     per_stratum: dict = field(default_factory=dict)
     per_split: dict = field(default_factory=dict)
+    unseen: dict = field(default_factory=dict)  # "source: attribute" -> count of faces where it is unseen
 
     def as_dict(self) -> dict:
         out = {"requested": self.requested, "made": self.made, "images_used": self.images_used,
                "skipped": self.skipped, "per_source": self.per_source, "per_stratum": self.per_stratum}
         if self.per_split:
             out["per_split"] = self.per_split
+        if self.unseen:
+            out["unseen"] = self.unseen
         return out
 
 
@@ -161,9 +174,32 @@ def _allocate(total: int, weights: list[int]) -> list[int]:
     return out.tolist()
 
 
+def _unseen_masks(frame: pd.DataFrame, attrs: list[str], shown_from_age: Mapping[str, int],
+                  vague: Mapping[str, tuple[str, ...]], name: str, report: ProxyReport) -> dict[str, np.ndarray]:
+    """Per attribute: which faces of ``frame`` (usable labels, ages as bands) cannot show it."""
+    masks = {}
+    for a in attrs:
+        if a == "age":
+            continue
+        mask = np.zeros(len(frame), dtype=bool)
+        if a in shown_from_age:
+            if "age" not in frame.columns or "age" not in attrs:
+                raise SettingsError(f"source {name!r}: shown_from_age needs the source's age labels (add 'age' to "
+                                    "its attributes)")
+            mask |= frame["age"].map(age_band_lower).to_numpy() < int(shown_from_age[a])
+        if a in vague:
+            mask |= frame[a].isin([str(v).strip().lower() for v in vague[a]]).to_numpy()
+        if mask.any():
+            masks[a] = mask
+            key = f"{name}: {a}"
+            report.unseen[key] = report.unseen.get(key, 0) + int(mask.sum())
+    return masks
+
+
 def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, min_age_gap: int = 1,
-                       root: str | Path | None = None, fractions=None, progress: bool | None = None
-                       ) -> tuple[pd.DataFrame, ProxyReport]:
+                       root: str | Path | None = None, fractions=None, progress: bool | None = None,
+                       shown_from_age: Mapping[str, int] | None = None,
+                       vague: Mapping[str, tuple[str, ...]] | None = None) -> tuple[pd.DataFrame, ProxyReport]:
     """Attribute-consistency proxy triplets (``source = proxy-attribute``); see the module docstring.
 
     Args:
@@ -175,16 +211,27 @@ def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, mi
         fractions: ``(train, val, test)`` shares: images (people, with an identity column) are first given to
             splits, stratified by attribute group, and each split's triplets are drawn from its own images, so
             the ``split`` column is disjoint by image with nothing dropped.
+        shown_from_age: ``{attribute: years}``: faces younger than this (an age band by its lower bound) do
+            not show the attribute, e.g. ``{"gender": 10}``.
+        vague: ``{attribute: [values]}``: label values that name no visible group, e.g. ``{"race": ["other"]}``
+            (compared case-insensitively).
 
     Returns:
         ``(triplets, report)``. Fewer than ``n`` triplets only if the labels cannot supply more distinct ones.
+
+    Raises:
+        SettingsError: ``min_age_gap`` below 1; ``shown_from_age`` or ``vague`` for ``age`` (age is always
+            shown), or ``shown_from_age`` for a source without age labels; a ``vague`` value no label has.
     """
     if min_age_gap < 1:
         raise SettingsError(f"min_age_gap must be at least 1 band (got {min_age_gap})")
+    shown_from_age, vague = dict(shown_from_age or {}), dict(vague or {})
+    if "age" in shown_from_age or "age" in vague:
+        raise SettingsError("shown_from_age / vague apply to gender and race; every face shows an age")
     rng = np.random.default_rng(seed)
     report = ProxyReport(requested=n)
     root = Path(root) if root is not None else None
-    prepared = []
+    prepared, seen_values = [], {}
     for src in sources:
         attrs = [a for a in ATTRIBUTES if a in src.attributes]
         unknown = set(src.attributes) - set(ATTRIBUTES)
@@ -193,20 +240,30 @@ def attribute_triplets(sources: list[AttributeSource], n: int, seed: int = 0, mi
                                   f"(got {', '.join(src.attributes) or 'none'})")
         cols = attrs + ([src.identity_column] if src.identity_column else [])
         frame = _usable(src.labels, cols, root, src.name, report)
-        prepared.append((src, attrs, frame))
+        for a in attrs:
+            seen_values.setdefault(a, set()).update(frame[a].astype(str))
+        # the split is stratified by the labels as given, so unseen attributes leave each image's split as is
+        groups = ["|".join(map(str, k)) for k in zip(*(frame[a] for a in attrs))]
+        for a, mask in _unseen_masks(frame, attrs, shown_from_age, vague, src.name, report).items():
+            frame[a] = np.where(mask, UNSEEN, frame[a].to_numpy(dtype=object))
+        prepared.append((src, attrs, frame, groups))
+    for a, values in vague.items():  # a misspelt value would silently change nothing
+        absent = [v for v in values if str(v).strip().lower() not in seen_values.get(a, set())]
+        if absent:
+            raise SettingsError(f"vague: {a} value {absent[0]!r} occurs in no label (values: "
+                                f"{', '.join(sorted(seen_values.get(a, set()))) or 'none'})")
     if all(src.n is not None for src in sources):
         quotas = [int(src.n) for src in sources]
         report.requested = sum(quotas)
     else:
-        quotas = _allocate(n, [len(f) for _, _, f in prepared])
+        quotas = _allocate(n, [len(f) for _, _, f, _ in prepared])
     rows = []
-    for (src, attrs, frame), quota in zip(prepared, quotas):
+    for (src, attrs, frame, groups), quota in zip(prepared, quotas):
         if fractions is None:
             parts = [("", frame, quota)]
         else:
             unit = frame[src.identity_column] if src.identity_column else frame["path"]
-            strata = ["|".join(map(str, k)) for k in zip(*(frame[a] for a in attrs))]
-            owner = assign_units(unit, fractions, seed, strata)
+            owner = assign_units(unit, fractions, seed, groups)
             shares = _allocate(quota, list(parse_fractions(fractions)))
             parts = [(sp, frame[owner == sp].reset_index(drop=True), q) for sp, q in zip(SPLITS, shares)]
         made_here = 0
@@ -256,10 +313,10 @@ def _attribute_source(frame: pd.DataFrame, attrs: list[str], identity_column: st
     def differs(pos: int, x, y) -> bool:
         if attrs[pos] == "age":
             return abs(int(x) - int(y)) >= min_age_gap
-        return x != y
+        return x != y and UNSEEN not in (x, y)  # a difference counts only where both faces show it
 
-    def same(pos: int, x, y) -> bool:
-        return x == y
+    def same(pos: int, x, y) -> bool:  # x a candidate's value, y the anchor's
+        return x == y or y == UNSEEN  # an anchor that does not show an attribute claims nothing about it
 
     def strata_for(key: tuple) -> list[tuple[str, np.ndarray]]:
         if key not in cand_cache:

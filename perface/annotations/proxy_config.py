@@ -8,6 +8,8 @@ A recipe (``configs/triplets/*.yaml``; command-line flags override it)::
     n: 5000                    # triplets (default 1000)
     seed: 0                    # default 0
     min_age_gap: 2             # attribute: age bands apart for ages to differ (default 1)
+    shown_from_age: {gender: 10}   # attribute: younger faces do not show it (never count as differing in it)
+    vague: {race: [other]}    # attribute: label values that name no visible group (never count as differing)
     split: [0.8, 0.1, 0.1]     # images (people) given to train/val/test first; adds a split column
     root: ../shared/data       # dataset root (default: $PERFACE_DATA, see perface.io.files.data_root)
     out: data/annotations/x.csv
@@ -56,7 +58,7 @@ __all__ = ["KINDS", "SETTINGS", "SOURCE_SETTINGS", "ProxyConfig", "ProxyRun", "P
 KINDS = ("identity", "attribute")
 #: Top-level settings of a recipe.
 SETTINGS = ("description", "kind", "n", "seed", "min_age_gap", "split", "root", "out", "attributes",
-            "identity_column", "negative_same", "columns", "sources", "labels")
+            "identity_column", "negative_same", "columns", "sources", "labels", "shown_from_age", "vague")
 #: Settings of one entry of ``sources``.
 SOURCE_SETTINGS = ("name", "labels", "attributes", "identity_column", "n", "columns")
 #: Command-line flag of each setting a flag can override.
@@ -112,6 +114,30 @@ def _columns(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
+def _shown_from_age(value: Any, where: str) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{where} must map attributes to ages in years, e.g. {{gender: 10}} (got {value!r})")
+    out = {}
+    for name, age in value.items():
+        _attributes([name], where)
+        out[str(name)] = _integer(age, f"{where}.{name}", 0)
+    return out
+
+
+def _vague(value: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise SettingsError(f"{where} must map attributes to label values, e.g. {{race: [other]}} (got {value!r})")
+    out = {}
+    for name, values in value.items():
+        _attributes([name], where)
+        out[str(name)] = _names(values, f"{where}.{name}")
+    return out
+
+
 def _kind(value: Any, where: str) -> str:
     if value not in KINDS:
         raise SettingsError(f"{where} must be identity or attribute (got {value!r})")
@@ -128,7 +154,7 @@ def _split(value: Any, where: str) -> tuple[float, float, float]:
 _CHECKS = {"kind": _kind, "n": lambda v, w: _integer(v, w, 1), "seed": lambda v, w: _integer(v, w, 0),
            "min_age_gap": lambda v, w: _integer(v, w, 1), "split": _split, "root": _text, "out": _text,
            "attributes": _attributes, "identity_column": _text, "negative_same": _names, "columns": _columns,
-           "description": lambda v, w: "" if v is None else str(v)}
+           "shown_from_age": _shown_from_age, "vague": _vague, "description": lambda v, w: "" if v is None else str(v)}
 
 
 # --- the recipe ---------------------------------------------------------------------------------------------
@@ -166,6 +192,8 @@ class ProxyConfig:
     identity_column: str | None = None
     negative_same: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)
+    shown_from_age: dict[str, int] = field(default_factory=dict)
+    vague: dict[str, tuple[str, ...]] = field(default_factory=dict)
     description: str = ""
     origin: dict[str, str] = field(default_factory=dict)
     path: str | None = None
@@ -293,6 +321,10 @@ class ProxyConfig:
                 out[key] = list(getattr(self, key))
         if self.columns:
             out["columns"] = dict(self.columns)
+        if self.shown_from_age:
+            out["shown_from_age"] = dict(self.shown_from_age)
+        if self.vague:
+            out["vague"] = {k: list(v) for k, v in self.vague.items()}
         out["sources"] = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in
                            (("labels", s.labels), ("name", s.name), ("attributes", s.attributes),
                             ("identity_column", s.identity_column), ("n", s.n), ("columns", s.columns)) if v}
@@ -409,7 +441,8 @@ def build_proxy_triplets(config: ProxyConfig) -> tuple[pd.DataFrame, ProxyReport
             sources.append(AttributeSource(name=name, labels=frame, attributes=tuple(wanted), identity_column=person,
                                            n=src.n))
         tri, report = attribute_triplets(sources, config.n, seed=config.seed, min_age_gap=config.min_age_gap,
-                                         root=root, fractions=config.split)
+                                         root=root, fractions=config.split, shown_from_age=config.shown_from_age,
+                                         vague=config.vague)
     if config.split is not None and len(tri):
         identities: dict[str, str] = {}
         for src, frame in loaded:
@@ -449,6 +482,9 @@ class ProxyRun:
         if r.get("per_split"):
             out.append("per split: " + "  ".join(f"{k} {v}" for k, v in r["per_split"].items())
                        + "  (disjoint by image" + (" and identity" if self.by_person else "") + ", 0 dropped)")
+        if r.get("unseen"):
+            out.append("attribute not shown (never counted as a difference): "
+                       + "  ".join(f"{k} {v}" for k, v in r["unseen"].items()))
         if r["skipped"]:
             out.append("label rows skipped: " + "  ".join(f"{k} {v}" for k, v in r["skipped"].items()))
         out.append(f"wrote {self.out}")

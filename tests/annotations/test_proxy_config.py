@@ -106,3 +106,20 @@ def test_missing_settings_and_columns(tmp_path):
                                                     "columns": {"age": "age_years"}}))
     with pytest.raises(SettingsError, match="exactly one label file"):
         build_proxy_triplets(ProxyConfig.from_dict({"kind": "identity", "sources": RECIPE["sources"]}))
+
+
+def test_unseen_attribute_settings_in_a_recipe(tmp_path):
+    config = ProxyConfig.from_yaml(REPO / "configs/triplets/utkface_fairface_visible_30k.yaml")
+    assert config.shown_from_age == {"gender": 10} and config.vague == {"race": ("other",)}
+    assert ProxyConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+    recipe = {**RECIPE, "shown_from_age": {"gender": 10}, "vague": {"race": ["other"]}}
+    tri, report = build_proxy_triplets(ProxyConfig.from_dict(recipe))
+    assert len(tri) == 200 and set(report.unseen) == {"utkface: gender", "utkface: race", "fairface: gender"}
+    for text, where in [("shown_from_age: {gender: young}\n", ":1: shown_from_age.gender"),
+                        ("shown_from_age: [gender]\n", ":1: shown_from_age must map attributes to ages"),
+                        ("vague: {hair: [grey]}\n", ":1: vague: 'hair' is not an attribute")]:
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        with pytest.raises(SettingsError) as info:
+            ProxyConfig.from_yaml(path)
+        assert where in str(info.value), str(info.value)

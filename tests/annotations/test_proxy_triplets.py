@@ -114,3 +114,76 @@ def test_committed_proxy_set_is_reproducible_and_sound(data_root, tmp_path, monk
                  "--out", str(out)])
     assert code == 0
     assert out.read_bytes() == COMMITTED.read_bytes()
+
+
+def test_unseen_attributes_never_count_as_differences(sources, data_root):
+    """``shown_from_age`` / ``vague``: infants' gender and UTKFace's race 'other' never make a stratum; the
+    image split stays the one of the labels as given."""
+    from perface.annotations.labels import age_band_lower
+
+    kw = dict(seed=1, min_age_gap=2, root=data_root, fractions=(0.8, 0.1, 0.1))
+    plain, _ = attribute_triplets(sources, 3000, **kw)
+    tri, report = attribute_triplets(sources, 3000, shown_from_age={"gender": 10}, vague={"race": ["Other"]}, **kw)
+    info = {}
+    for src in sources:
+        for row in src.labels.itertuples(index=False):
+            info[row.path] = {a: getattr(row, a) for a in src.attributes}
+
+    def young(p):
+        return age_band_lower(age_band(info[p]["age"])) < 10
+
+    def shows(p, attr):
+        return not ((attr == "gender" and young(p)) or (attr == "race" and info[p].get("race") == "other"))
+
+    def claimed(frame):
+        """Triplets whose stratum names a difference the anchor or b cannot show."""
+        return [t for t in frame.itertuples(index=False) for attr in t.stratum.split("+")
+                if attr != "age" and not (shows(t.anchor, attr) and shows(t.b, attr))]
+
+    assert len(claimed(plain)) > 100  # the labels as given do make such triplets
+    assert claimed(tri) == []
+    for t in tri.itertuples(index=False):
+        q, a, b = info[t.anchor], info[t.a], info[t.b]
+        for attr in q:
+            seen = shows(t.anchor, attr)
+            if attr == "age":
+                assert age_band(a["age"]) == age_band(q["age"])
+            else:  # a shares what the anchor shows; an unseen value only with another unseen one
+                assert (a[attr] == q[attr]) if seen else not shows(t.a, attr)
+            if attr in t.stratum.split("+"):
+                assert (abs(AGE_BANDS.index(age_band(b["age"])) - AGE_BANDS.index(age_band(q["age"]))) >= 2
+                        if attr == "age" else b[attr] != q[attr])
+            elif seen and attr != "age":
+                assert b[attr] == q[attr]
+    kids = {s.name: int(sum(age_band_lower(age_band(v)) < 10 for v in s.labels["age"])) for s in sources}
+    assert report.unseen == {"utkface: gender": kids["utkface"], "utkface: race": 562,
+                             "fairface: gender": kids["fairface"]}
+    owner = {p: s for f in (plain, tri) for c in ("anchor", "a", "b") for p, s in zip(f[c], f["split"])}
+    assert all(owner[p] == s for c in ("anchor", "a", "b") for p, s in zip(plain[c], plain["split"]))
+    assert check_disjoint(tri) == []
+
+
+def test_unseen_attribute_settings_are_checked(sources, data_root):
+    from perface.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="race value 'others' occurs in no label .*other, white"):
+        attribute_triplets(sources, 10, root=data_root, vague={"race": ["others"]})
+    with pytest.raises(SettingsError, match="every face shows an age"):
+        attribute_triplets(sources, 10, root=data_root, shown_from_age={"age": 10})
+    no_age = [AttributeSource("utkface", sources[0].labels, ("gender", "race"))]
+    with pytest.raises(SettingsError, match="needs the source's age labels"):
+        attribute_triplets(no_age, 10, root=data_root, shown_from_age={"gender": 10})
+
+
+def test_committed_visible_set_is_reproducible(data_root, tmp_path, monkeypatch):
+    committed = REPO / "data" / "annotations" / "proxy_attributes_visible_30k.parquet"
+    first = read_triplets(REPO / "data" / "annotations" / "proxy_attributes_utkface_fairface_30k.parquet")
+    monkeypatch.setenv("PERFACE_DATA", str(data_root))
+    out = tmp_path / "again.parquet"
+    assert main(["triplets", "from-labels", "--config",
+                 str(REPO / "configs/triplets/utkface_fairface_visible_30k.yaml"), "--out", str(out)]) == 0
+    assert out.read_bytes() == committed.read_bytes()
+    tri = read_triplets(committed)
+    # the same image split as the first 30k set: a model trained on either is tested on both
+    split = {p: s for c in ("anchor", "a", "b") for p, s in zip(first[c], first["split"])}
+    assert all(split.get(p, s) == s for c in ("anchor", "a", "b") for p, s in zip(tri[c], tri["split"]))

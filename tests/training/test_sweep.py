@@ -74,7 +74,8 @@ def test_report_lists_trials_and_keeps_notes(sweep, tmp_path):
             {"number": 1, "settings": {"arch": "dual", "perceptual_weight": 0.3}, "val_agreement": 0.92,
              "val_agreement/gender": 0.83, "lfw_dev_accuracy": 0.917, "lfw_dev_tar_far1e-3": 0.777,
              "feasible": False, "fit_s": 626.0}]
-    args = Namespace(config=REPO / "configs" / "proxy_attributes.yaml", seed=0, min_tar=0.92, max_acc_drop=0.01)
+    args = Namespace(config=REPO / "configs" / "proxy_attributes.yaml", seed=0, min_tar=0.92, max_acc_drop=0.01,
+                     study_name="x", train="data/annotations/x.parquet")
     sweep.write_report(out, rows, base, args)
     text = out.read_text()
     assert "configs/proxy_attributes.yaml" in text and str(REPO) not in text
@@ -95,5 +96,22 @@ def test_command_line_rewrites_the_report_without_training(tmp_path):
                           "--out", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     text = out.read_text()
-    assert "(0 completed trials" in text and "| base |" in text and "0.800" in text
+    assert "; 0 completed trials" in text and "| base |" in text and "0.800" in text
+    assert "study `proxy_attributes_visible_30k`, training file `data/annotations/proxy_attributes_visible_30k" in text
     assert (work / "optuna.db").is_file()
+    # the study remembers its training file: trials of another one (another val split) are refused
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "sweep.py"), "--n-trials", "0", "--workdir", str(work),
+                          "--study-name", "proxy_attributes_visible_30k", "--out", str(out),
+                          "--override=--data.train=data/annotations/proxy_attributes_utkface_fairface_30k.parquet"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "was made on data/annotations/proxy_attributes_visible_30k.parquet" in res.stderr
+
+
+def test_study_names_follow_the_training_file(sweep):
+    args = sweep.parse([])
+    assert args.train == "data/annotations/proxy_attributes_visible_30k.parquet"
+    assert args.study_name == "proxy_attributes_visible_30k"
+    assert args.workdir == REPO / "checkpoints" / "sweep_proxy_attributes_visible_30k"
+    assert args.out == REPO / "reports" / "sweep_proxy_attributes_visible_30k.md"
+    other = sweep.parse(["--override=--data.train=data/annotations/proxy_attributes_utkface_fairface_30k.parquet"])
+    assert other.out == REPO / "reports" / "sweep_proxy_attributes_utkface_fairface_30k.md"
