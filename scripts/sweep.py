@@ -358,10 +358,7 @@ def main(argv=None) -> int:
     base_file.write_text(json.dumps(base, indent=1))
     print("base:", json.dumps(base), flush=True)
 
-    def constraints(trial) -> list[float]:  # <= 0 is feasible
-        return [float(c) for c in trial.user_attrs.get("constraints", [1.0, 1.0])]
-
-    sampler = optuna.samplers.TPESampler(seed=args.seed, constraints_func=constraints, n_startup_trials=4)
+    sampler = optuna.samplers.TPESampler(seed=args.seed, n_startup_trials=4)  # reads each trial's constraints
     study = optuna.create_study(study_name=args.study_name, storage=storage, direction="maximize",
                                 sampler=sampler, load_if_exists=True)
     made_on = study.user_attrs.get("train")
@@ -375,13 +372,18 @@ def main(argv=None) -> int:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             print(f"trial {t.number} was interrupted: marked failed (a designed one runs again)", flush=True)
     if not args.no_designed:
-        # a designed trial counts as done once it completed or waits in the queue (an interrupted one reruns)
+        # a designed trial counts as done once it completed or waits in the queue (an interrupted one reruns);
+        # only as many as this run will take are queued, so designs added to DESIGNED later keep their order
         done = [t.params for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                               optuna.trial.TrialState.WAITING)]
+        room = args.n_trials - len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
         for p in DESIGNED:
+            if room <= 0:
+                break
             if not any(all(d.get(k) == v for k, v in p.items()) for d in done):
                 study.enqueue_trial(p)  # (optuna's skip_if_exists would also skip failed ones)
                 done.append(p)  # a setting designed twice runs once
+                room -= 1
 
     def objective(trial) -> float:
         p = suggest(trial)
@@ -392,8 +394,9 @@ def main(argv=None) -> int:
                              and r["lfw_dev_accuracy"] >= base["lfw_dev_accuracy"] - args.max_acc_drop)
         for k, v in r.items():
             trial.set_user_attr(k, v)
-        trial.set_user_attr("constraints", [args.min_tar - r["lfw_dev_tar_far1e-3"],
-                                            base["lfw_dev_accuracy"] - args.max_acc_drop - r["lfw_dev_accuracy"]])
+        trial.set_constraint("lfw_dev_tar", args.min_tar - r["lfw_dev_tar_far1e-3"])  # <= 0 is feasible
+        trial.set_constraint("lfw_dev_accuracy",
+                             base["lfw_dev_accuracy"] - args.max_acc_drop - r["lfw_dev_accuracy"])
         print(f"trial {trial.number}: {json.dumps(r)}", flush=True)
         return r["val_agreement"]
 

@@ -115,3 +115,39 @@ def test_study_names_follow_the_training_file(sweep):
     assert args.out == REPO / "reports" / "sweep_proxy_attributes_visible_30k.md"
     other = sweep.parse(["--override=--data.train=data/annotations/proxy_attributes_utkface_fairface_30k.parquet"])
     assert other.out == REPO / "reports" / "sweep_proxy_attributes_utkface_fairface_30k.md"
+
+
+def test_designed_trials_run_first_in_order_a_few_at_a_time(sweep, tmp_path, monkeypatch):
+    """Each run queues only the designed trials it will take, in DESIGNED's order (a design added later is not
+    stuck behind a long queue); a trial's measurement decides feasibility. Training is replaced by a stub."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "base.json").write_text('{"val_agreement": 0.8, "lfw_dev_accuracy": 0.98, "lfw_dev_tar_far1e-3": 0.94}')
+    ran = []
+
+    class Measured:  # stands in for Runner: no training, a TAR that falls with the retention weight
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def run(self, number, p):
+            ran.append(p)
+            return {"val_agreement": 0.9, "lfw_dev_accuracy": 0.98, "lfw_dev_tar_far1e-3": 0.9 + p["identity_weight"] / 100}
+
+    monkeypatch.setattr(sweep, "Runner", Measured)
+    monkeypatch.setattr(sys, "argv", ["sweep.py"])
+    common = ["--workdir", str(work), "--out", str(tmp_path / "r.md"), "--study-name", "t"]
+    assert sweep.main(["--n-trials", "2", *common]) == 0
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{work / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # nothing left waiting
+    assert sweep.main(["--n-trials", "1", *common]) == 0
+    designed = []
+    for p in sweep.DESIGNED:
+        if p not in designed:
+            designed.append(p)
+    weight = [p.get("embedding_weight", p.get("similarity_weight")) for p in designed[:3]]
+    assert [p["identity_weight"] for p in ran] == weight
+    trials = optuna.load_study(study_name="t", storage=f"sqlite:///{work / 'optuna.db'}").trials
+    feasible = [t.user_attrs["feasible"] for t in trials]
+    assert feasible == [w >= 2.0 for w in weight]  # TAR 0.9 + w/100 >= 0.92
+    # ... and TPE sees the same through the trials' constraints (<= 0: feasible)
+    assert [max(t.constraints.values()) <= 1e-12 for t in trials] == feasible
