@@ -58,6 +58,9 @@ DESIGNED: list[dict] = [
     # weight 2.0's val agreement peaked after the first of three epochs: the same with the schedule in two
     {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 2,
      "retention": "embedding", "embedding_weight": 2.0},
+    # the single-attribute strata stay weakest: a wider margin keeps their triplets in the loss longer
+    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.2, "max_epochs": 3,
+     "retention": "embedding", "embedding_weight": 2.0},
     # --- the first 30k set's study, issue #14's ideas in order: the old recipe first
     # the previous acceptance recipe: fine-tune the last 2 stages, per-image retention at weight 1.25
     {"arch": "finetune", "trainable_stages": 2, "lr": 3e-4, "margin": 0.1, "max_epochs": 3,
