@@ -44,53 +44,44 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
+def design(weight: float, lr: float = 3e-5, margin: float = 0.1, max_epochs: int = 3, retention: str = "embedding",
+           perceptual_weight: float | None = None) -> dict:
+    """A designed trial as Optuna parameters (the names :func:`suggest` uses): the last 2 stages trainable,
+    fine-tuned (or, with ``perceptual_weight``, a two-branch model), retention ``retention`` at ``weight``."""
+    arch = {"arch": "finetune"} if perceptual_weight is None else {"arch": "dual", "perceptual_weight": perceptual_weight}
+    return {**arch, "trainable_stages": 2, "lr": lr, "margin": margin, "max_epochs": max_epochs,
+            "retention": retention, f"{retention}_weight": weight}
+
+
 #: Trials run first, in this order (Optuna ``enqueue_trial``), each study running those it has not completed.
-#: The visible-difference training set (proxy_attributes_visible_30k) starts from the recipe the first 30k set's
-#: study chose (per-image retention at weight 2.0, lr 3e-5) and loosens the retention, since that recipe keeps
-#: LFW TAR@FAR1e-3 well above the line there; the first set's study ran the rest, in their order below.
 DESIGNED: list[dict] = [
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 1.25},
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 2.0},
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 0.75},
+    # --- the visible-difference set's study (proxy_attributes_visible_30k): from the first study's choice
+    # (weight 2.0 at lr 3e-5), which keeps LFW TAR@FAR1e-3 well above the line there, loosen the retention
+    design(1.25), design(2.0), design(0.75),
     # weight 2.0's val agreement peaked after the first of three epochs: the same with the schedule in two
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 2,
-     "retention": "embedding", "embedding_weight": 2.0},
+    design(2.0, max_epochs=2),
     # the single-attribute strata stay weakest: a wider margin keeps their triplets in the loss longer
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.2, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 2.0},
+    design(2.0, margin=0.2),
     # margin 0.2 lies above margin 0.1's frontier (val 0.938 at LFW dev TAR 0.891, vs 0.931 at 0.896 for weight
     # 1.25): the same margin with retention strong enough to cross the TAR line
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.2, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 3.5},
-    # --- the first 30k set's study, issue #14's ideas in order: the old recipe first
+    design(3.5, margin=0.2),
+    # --- the first 30k set's study, issue #14's ideas in order
     # the previous acceptance recipe: fine-tune the last 2 stages, per-image retention at weight 1.25
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-4, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 1.25},
+    design(1.25, lr=3e-4),
     # the same at a tenth of the learning rate (dlib's last convolutions have weights of about 5e-4 to 3e-3,
     # so an Adam step of 3e-4 is a large change)
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 1.25},
-    # frozen identity branch + learned perceptual branch, two shares
-    {"arch": "dual", "perceptual_weight": 0.3, "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "similarity", "similarity_weight": 0.0},
+    design(1.25),
+    # frozen identity branch + learned perceptual branch
+    design(0.0, retention="similarity", perceptual_weight=0.3),
     # the branch alone forgets identity (trial 3: LFW dev TAR 0.78 at a 0.3 share): keep its similarity structure
-    {"arch": "dual", "perceptual_weight": 0.3, "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "similarity", "similarity_weight": 10.0},
+    design(10.0, retention="similarity", perceptual_weight=0.3),
     # similarity-preserving retention instead of per-image retention (a batch holds strangers only, so it keeps
     # the impostor structure but not same-person similarity: trial 6 fell to LFW dev TAR 0.58)
-    {"arch": "finetune", "trainable_stages": 2, "lr": 1e-4, "margin": 0.1, "max_epochs": 3,
-     "retention": "similarity", "similarity_weight": 20.0},
+    design(20.0, lr=1e-4, retention="similarity"),
     # per-image retention at the small step of trial 1, weighted more
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 3.0},
+    design(3.0),
     # around that point of the frontier: a weight between trials 1 and 8, and trial 8's weight with a larger step
-    {"arch": "finetune", "trainable_stages": 2, "lr": 3e-5, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 2.0},
-    {"arch": "finetune", "trainable_stages": 2, "lr": 1e-4, "margin": 0.1, "max_epochs": 3,
-     "retention": "embedding", "embedding_weight": 3.0},
+    design(2.0), design(3.0, lr=1e-4),
 ]
 
 

@@ -114,28 +114,25 @@ def _columns(value: Any, where: str) -> dict[str, str]:
     return dict(value)
 
 
-def _shown_from_age(value: Any, where: str) -> dict[str, int]:
+def _per_attribute(value: Any, where: str, example: str, check) -> dict:
+    """``{attribute: value}`` with attribute names checked and each value passed through ``check(value, where)``."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise SettingsError(f"{where} must map attributes to ages in years, e.g. {{gender: 10}} (got {value!r})")
+        raise SettingsError(f"{where} must map attributes to {example} (got {value!r})")
     out = {}
-    for name, age in value.items():
+    for name, item in value.items():
         _attributes([name], where)
-        out[str(name)] = _integer(age, f"{where}.{name}", 0)
+        out[str(name)] = check(item, f"{where}.{name}")
     return out
+
+
+def _shown_from_age(value: Any, where: str) -> dict[str, int]:
+    return _per_attribute(value, where, "ages in years, e.g. {gender: 10}", lambda v, w: _integer(v, w, 0))
 
 
 def _vague(value: Any, where: str) -> dict[str, tuple[str, ...]]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise SettingsError(f"{where} must map attributes to label values, e.g. {{race: [other]}} (got {value!r})")
-    out = {}
-    for name, values in value.items():
-        _attributes([name], where)
-        out[str(name)] = _names(values, f"{where}.{name}")
-    return out
+    return _per_attribute(value, where, "label values, e.g. {race: [other]}", _names)
 
 
 def _kind(value: Any, where: str) -> str:
