@@ -17,6 +17,11 @@ from perface.training.chip_cache import ChipCache
 from perface.training.triplet_dataset import TripletDataset
 
 
+def _rows(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The rows of ``split`` in a file with a ``split`` column; all rows of a file without one."""
+    return frame[frame["split"] == split] if "split" in frame.columns else frame
+
+
 class TripletDataModule(pl.LightningDataModule):
     """Train/val triplets with chips detected and aligned once (cached on disk, keyed by image content).
 
@@ -25,8 +30,8 @@ class TripletDataModule(pl.LightningDataModule):
 
     Args:
         train: Triplet file (CSV or Parquet). With a ``split`` column, rows ``train`` train and rows ``val``
-            validate (unless ``val`` is given).
-        val: Separate validation triplet file.
+            validate (unless ``val`` is given); other rows (``test``) are never read.
+        val: Separate validation triplet file (with a ``split`` column: its ``val`` rows).
         root: Dataset root the image paths are relative to (default: ``$PERFACE_DATA``).
         batch_size: Triplets per batch.
         num_workers: DataLoader workers.
@@ -91,13 +96,13 @@ class TripletDataModule(pl.LightningDataModule):
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         train = read_triplets(self.train_file)
         if self.val_file:
-            val = read_triplets(self.val_file)
+            val = _rows(read_triplets(self.val_file), "val")
         elif "split" in train.columns:
             val = train[train["split"] == "val"]
-            train = train[train["split"] == "train"]
         else:
             raise AnnotationError(f"{self.train_file}: no 'split' column and no val file; give data.val or split "
                                   "the file with 'perface triplets split'")
+        train = _rows(train, "train")  # a split file's val and test rows never train, val file or not
         train = self._limit(train.reset_index(drop=True), self.max_train)
         val = self._limit(val.reset_index(drop=True), self.max_val)
         if len(train) == 0 or len(val) == 0:

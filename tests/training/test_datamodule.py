@@ -94,3 +94,20 @@ def test_flip_draws_differ_between_dataloader_workers(dm):
     batches = list(DataLoader(same, batch_size=8, num_workers=2))  # one batch from each worker
     keys = [b["ids"].numpy() for b in batches]
     assert len(keys) == 2 and not np.array_equal(keys[0], keys[1])
+
+
+def test_a_val_file_never_lets_val_or_test_rows_train(data_root, tmp_path):
+    # a split file and a separate val file: the split file's val and test rows stay out of training, and a val
+    # file with a split column validates on its val rows only
+    frame = pd.read_csv(TRIPLETS)
+    assert {"train", "val", "test"} <= set(frame["split"])
+    val_file = tmp_path / "val.csv"
+    frame.iloc[::-1].to_csv(val_file, index=False)  # the same file, another order: same rows per split
+    dm = TripletDataModule(TRIPLETS, val=str(val_file), root=str(data_root), preprocessing=DLIB)
+    train, val = dm._frames()
+    assert len(train) == (frame["split"] == "train").sum() and set(train["split"]) == {"train"}
+    assert len(val) == (frame["split"] == "val").sum() and set(val["split"]) == {"val"}
+    no_split = tmp_path / "val_only.csv"
+    frame[frame["split"] == "test"].drop(columns="split").to_csv(no_split, index=False)
+    _, val = TripletDataModule(TRIPLETS, val=str(no_split), root=str(data_root), preprocessing=DLIB)._frames()
+    assert len(val) == (frame["split"] == "test").sum()  # a file without a split column: all its rows
