@@ -50,6 +50,21 @@ def mixed_embeddings(base: np.ndarray, model: np.ndarray, w: float) -> np.ndarra
     return np.concatenate([np.sqrt(1 - w) * base, np.sqrt(w) * model], axis=1)
 
 
+def lfw_distribution(lfw, emb: np.ndarray) -> dict:
+    """Where identity is lost: the FAR-1e-3 threshold over all different-person pairs of LFW dev, their mean and
+    spread, and the 5th percentile of its same-person pairs (cosines of the unit vectors ``emb``)."""
+    def sims(frame):
+        a = emb[[lfw.index[n] for n in frame["a"]]]
+        b = emb[[lfw.index[n] for n in frame["b"]]]
+        return (a * b).sum(1)[frame["same"].to_numpy(bool)]
+
+    genuine = np.concatenate([sims(lfw.train), sims(lfw.test)])
+    iu = np.triu_indices(len(emb), k=1)
+    impostor = (emb @ emb.T)[iu][lfw.identity[iu[0]] != lfw.identity[iu[1]]]
+    return {"threshold_far1e-3": float(np.quantile(impostor, 1 - 1e-3)), "impostor_mean": float(impostor.mean()),
+            "impostor_std": float(impostor.std()), "genuine_p05": float(np.quantile(genuine, 0.05))}
+
+
 def val_similarities(module, datamodule) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(sim_a, sim_b, p_a, stratum code) of every val triplet, embedded as validation embeds them."""
     import torch
@@ -85,6 +100,9 @@ def main(argv=None) -> int:
     ap.add_argument("--config", type=Path, default=sweep.REPO / "configs" / "proxy_attributes.yaml")
     ap.add_argument("--alpha", type=floats, default=[0.0, 1.0], help="interpolation factors (comma-separated)")
     ap.add_argument("--mix", type=floats, default=[1.0], help="output-mixture weights w of the model (comma-separated)")
+    ap.add_argument("--distribution", action="store_true",
+                    help="also the LFW dev cosine distributions (FAR-1e-3 threshold, impostor mean / std, "
+                         "genuine 5th percentile)")
     ap.add_argument("--root", default=None, help="dataset root (default: $PERFACE_DATA)")
     args = ap.parse_args(argv)
     sys.argv = sys.argv[:1]  # LightningCLI reads only the arguments given below
@@ -108,6 +126,8 @@ def main(argv=None) -> int:
             mixed_b = (1 - w) * base_val[1] + w * sb
             row = {"alpha": alpha, "w": w, **agreement(mixed_a, mixed_b, p, st, dm.strata),
                    **lfw.metrics(mixed_embeddings(base_lfw, emb, w))}
+            if args.distribution:
+                row.update(lfw_distribution(lfw, mixed_embeddings(base_lfw, emb, w)))
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     return 0
 
