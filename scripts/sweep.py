@@ -106,7 +106,7 @@ def suggest(trial) -> dict:
     p["max_epochs"] = trial.suggest_int("max_epochs", 2, 4)
     p["retention"] = trial.suggest_categorical("retention", ["embedding", "similarity"])
     if p["retention"] == "embedding":
-        p["identity_weight"] = trial.suggest_float("embedding_weight", 0.0, 4.0)
+        p["identity_weight"] = trial.suggest_float("embedding_weight", 0.0, 6.0)
     else:
         p["identity_weight"] = trial.suggest_float("similarity_weight", 0.0, 20.0)
     return p
