@@ -53,14 +53,7 @@ def mixed_embeddings(base: np.ndarray, model: np.ndarray, w: float) -> np.ndarra
 def lfw_distribution(lfw, emb: np.ndarray) -> dict:
     """Where identity is lost: the FAR-1e-3 threshold over all different-person pairs of LFW dev, their mean and
     spread, and the 5th percentile of its same-person pairs (cosines of the unit vectors ``emb``)."""
-    def sims(frame):
-        a = emb[[lfw.index[n] for n in frame["a"]]]
-        b = emb[[lfw.index[n] for n in frame["b"]]]
-        return (a * b).sum(1)[frame["same"].to_numpy(bool)]
-
-    genuine = np.concatenate([sims(lfw.train), sims(lfw.test)])
-    iu = np.triu_indices(len(emb), k=1)
-    impostor = (emb @ emb.T)[iu][lfw.identity[iu[0]] != lfw.identity[iu[1]]]
+    genuine, impostor = lfw.genuine_impostor(emb)
     return {"threshold_far1e-3": float(np.quantile(impostor, 1 - 1e-3)), "impostor_mean": float(impostor.mean()),
             "impostor_std": float(impostor.std()), "genuine_p05": float(np.quantile(genuine, 0.05))}
 

@@ -160,21 +160,26 @@ class LfwDev:
                 out.append(module._embed(x, ids, use_cache=module.hparams.cache_frozen_features).numpy())
         return np.concatenate(out)
 
+    def pair_scores(self, frame, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cosines of a pairs file's rows (unit vectors ``emb``) and whether each pair is one person."""
+        a = emb[[self.index[n] for n in frame["a"]]]
+        b = emb[[self.index[n] for n in frame["b"]]]
+        return (a * b).sum(1), frame["same"].to_numpy(bool)
+
+    def genuine_impostor(self, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cosines of the same-person pairs of both files, and of all different-person pairs among their images."""
+        genuine = [s[y] for s, y in (self.pair_scores(f, emb) for f in (self.train, self.test))]
+        iu = np.triu_indices(len(emb), k=1)
+        impostor = (emb @ emb.T)[iu][self.identity[iu[0]] != self.identity[iu[1]]]
+        return np.concatenate(genuine), impostor
+
     def metrics(self, emb: np.ndarray) -> dict:
         from perface.evaluation.verification import accuracy_at, best_threshold, tar_at_far
 
-        def sims(frame):
-            a = emb[[self.index[n] for n in frame["a"]]]
-            b = emb[[self.index[n] for n in frame["b"]]]
-            return (a * b).sum(1), frame["same"].to_numpy(bool)
-
-        s_train, y_train = sims(self.train)
-        s_test, y_test = sims(self.test)
+        s_train, y_train = self.pair_scores(self.train, emb)
+        s_test, y_test = self.pair_scores(self.test, emb)
         threshold = best_threshold(s_train, y_train)
-        genuine = np.concatenate([s_train[y_train], s_test[y_test]])
-        gram = emb @ emb.T
-        iu = np.triu_indices(len(emb), k=1)
-        impostor = gram[iu][self.identity[iu[0]] != self.identity[iu[1]]]
+        genuine, impostor = self.genuine_impostor(emb)
         scores = np.concatenate([genuine, impostor])
         same = np.concatenate([np.ones(len(genuine), bool), np.zeros(len(impostor), bool)])
         return {"lfw_dev_accuracy": accuracy_at(s_test, y_test, threshold),

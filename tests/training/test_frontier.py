@@ -43,7 +43,6 @@ def test_mixed_embeddings_give_the_mixed_cosine(frontier):
 
 def test_lfw_distribution_separates_same_and_different_people(frontier):
     import pandas as pd
-    from types import SimpleNamespace
 
     # two people, two photos each, on a circle: same-person photos 10 degrees apart, the people 90 degrees
     angles = np.radians([0, 10, 90, 100])
@@ -51,8 +50,10 @@ def test_lfw_distribution_separates_same_and_different_people(frontier):
     names = ["ann/1.jpg", "ann/2.jpg", "bob/1.jpg", "bob/2.jpg"]
     pairs = pd.DataFrame({"a": ["ann/1.jpg", "bob/1.jpg", "ann/1.jpg"], "b": ["ann/2.jpg", "bob/2.jpg", "bob/1.jpg"],
                           "same": [True, True, False]})
-    lfw = SimpleNamespace(index={n: i for i, n in enumerate(names)}, identity=np.array([n.split("/")[0] for n in names]),
-                          train=pairs, test=pairs.iloc[:0])
+    lfw = object.__new__(frontier.sweep.LfwDev)  # the pairs without reading LFW's images
+    lfw.index = {n: i for i, n in enumerate(names)}
+    lfw.identity = np.array([n.split("/")[0] for n in names])
+    lfw.train, lfw.test = pairs, pairs.iloc[:0]
     d = frontier.lfw_distribution(lfw, emb)
     np.testing.assert_allclose(d["genuine_p05"], np.cos(np.radians(10)))  # both same-person pairs: 10 degrees
     impostor = np.cos(np.radians([90, 100, 80, 90]))  # the four different-person pairs, never the same-person ones
