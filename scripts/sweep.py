@@ -211,7 +211,9 @@ class Runner:
         return LightningCLI(PerFaceModule, TripletDataModule, run=False, args=base + args + self.extra,
                             save_config_kwargs={"overwrite": True})
 
-    def _share(self, module) -> None:
+    def share_caches(self, module) -> None:
+        """Let ``module`` use the caches every module of this runner shares (frozen-stage output per backbone and
+        frozen stages, base / identity embeddings)."""
         key = (module.hparams.backbone, module.frozen_stages)
         two_branch = module.model.perceptual is not None
         module.use_feature_cache(self.features.setdefault(key, {}),
@@ -232,7 +234,7 @@ class Runner:
         name = "base"
         cli = self.cli([f"--trainer.logger.init_args.save_dir={self.workdir}", f"--trainer.logger.init_args.name={name}",
                         "--model.perceptual_weight=null", "--model.identity_weight=0"])
-        self._share(cli.model)
+        self.share_caches(cli.model)
         return self.measure(cli, cli.model)
 
     def run(self, number: int, p: dict) -> dict:
@@ -242,7 +244,7 @@ class Runner:
         cli = self.cli(overrides(p) + [f"--trainer.logger.init_args.save_dir={self.workdir}",
                                        f"--trainer.logger.init_args.name={name}"])
         module = cli.model
-        self._share(module)
+        self.share_caches(module)
         start = time.perf_counter()
         cli.trainer.fit(module, datamodule=cli.datamodule)
         fit_s = time.perf_counter() - start

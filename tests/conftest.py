@@ -22,6 +22,25 @@ def data_root() -> Path:
     return root
 
 
+def _load_script(name: str):
+    import importlib.util
+    import sys
+
+    key = f"perface_{name}_script"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, REPO / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[key] = module
+    return sys.modules[key]
+
+
+@pytest.fixture(scope="session")
+def script():
+    """``script(name)``: ``scripts/<name>.py`` as a module (scripts are not a package), loaded once per session."""
+    return _load_script
+
+
 @pytest.fixture(scope="session")
 def lfw(data_root) -> Path:
     return data_root / "lfw"

@@ -190,7 +190,13 @@ class PerFaceModule(pl.LightningModule):
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         return (not training) or (dm is not None and getattr(dm, "augment", 1.0) == 0)
 
-    def _triplet_embeddings(self, batch: dict, training: bool):
+    def triplet_embeddings(self, batch: dict, training: bool):
+        """A batch of triplets -> (anchor, a, b) as (B, D) L2-normalised embeddings, and the (3B, 3, S, S) chips.
+
+        ``training=False`` embeds as validation does (a ``flip_tta`` model adds the mirror images; frozen
+        features come from the cache); ``training=True`` as a training step does. Gradients flow unless the
+        caller disables them.
+        """
         images = batch["images"]  # (B, 3, 3, S, S)
         b = images.shape[0]
         flat = images.flatten(0, 1)
@@ -198,7 +204,7 @@ class PerFaceModule(pl.LightningModule):
         return z[:, 0], z[:, 1], z[:, 2], flat
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        anchor, a, b, flat = self._triplet_embeddings(batch, training=True)
+        anchor, a, b, flat = self.triplet_embeddings(batch, training=True)
         loss = self.criterion(anchor, a, b, batch["p_a"])
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(anchor))
         if self.hparams.identity_weight > 0:
@@ -224,7 +230,7 @@ class PerFaceModule(pl.LightningModule):
         self.log("train_triplets_per_s", rate)  # throughput of this process (epoch wall time)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        anchor, a, b, _ = self._triplet_embeddings(batch, training=False)
+        anchor, a, b, _ = self.triplet_embeddings(batch, training=False)
         p_a = batch["p_a"]
         # 2AFC credit exactly as `perface eval agreement` computes it (one definition: triplet_credit)
         sims = ((anchor * a).sum(1), (anchor * b).sum(1), p_a)

@@ -10,7 +10,6 @@ checks plumbing and numerics (weights arrive, frozen parts stay frozen, parity),
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -38,13 +37,6 @@ SMOKE = ["--data.max_train=4", "--data.max_val=4", "--data.batch_size=4", "--dat
          "--trainer.enable_progress_bar=false", "--trainer.log_every_n_steps=1"]
 
 
-def _train_script():
-    spec = importlib.util.spec_from_file_location("perface_train_script", REPO / "scripts" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def pair(lfw) -> list[Path]:
     return [lfw / "images/Aaron_Peirsol/Aaron_Peirsol_0001.jpg", lfw / "images/AJ_Cook/AJ_Cook_0001.jpg"]
@@ -62,9 +54,9 @@ def insightface_r50(tmp_path_factory, pair) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, insightface_r50, data_root):
+def trained(tmp_path_factory, insightface_r50, data_root, script):
     out = tmp_path_factory.mktemp("arcface")
-    cli = _train_script().main(["fit", "--config", str(CONFIG), f"--model.backbone_weights={insightface_r50}",
+    cli = script("train").main(["fit", "--config", str(CONFIG), f"--model.backbone_weights={insightface_r50}",
                                 f"--data.root={data_root}", f"--trainer.logger.init_args.save_dir={out}", *SMOKE])
     best = Path(cli.trainer.checkpoint_callback.best_model_path)
     assert best.name == "best.ckpt" and cli.trainer.global_step == 1
@@ -106,10 +98,10 @@ def test_checkpoint_scores_and_exports_with_parity(trained, pair, tmp_path, caps
         detector="hog", upsample=0, on_no_face="whole-image")
 
 
-def test_missing_backbone_weights_is_a_one_line_error(tmp_path, data_root, monkeypatch, capsys):
+def test_missing_backbone_weights_is_a_one_line_error(tmp_path, data_root, monkeypatch, capsys, script):
     monkeypatch.setattr(sys, "argv", ["train.py"])
     missing = tmp_path / "w600k_r50.onnx"
-    code = _train_script().run(["fit", "--config", str(CONFIG), f"--model.backbone_weights={missing}",
+    code = script("train").run(["fit", "--config", str(CONFIG), f"--model.backbone_weights={missing}",
                                 f"--data.root={data_root}", f"--trainer.logger.init_args.save_dir={tmp_path}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1  # a ModelLoadError: exit code 1, as the perface CLI

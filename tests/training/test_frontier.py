@@ -1,21 +1,12 @@
 """scripts/frontier.py's arithmetic: weight interpolation with the base model and the mixed-similarity embedding."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture(scope="module")
-def frontier():
-    spec = importlib.util.spec_from_file_location("perface_frontier_script", REPO / "scripts" / "frontier.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def frontier(script):
+    return script("frontier")
 
 
 def test_interpolation_runs_from_the_base_through_the_checkpoint(frontier):
@@ -29,6 +20,31 @@ def test_interpolation_runs_from_the_base_through_the_checkpoint(frontier):
     beyond = frontier.interpolate(base, trained, 1.5)["w"]
     torch.testing.assert_close(beyond - trained["w"], (trained["w"] - base["w"]) / 2)  # extrapolated past it
     assert half["steps"].item() == 9  # integer buffers are taken from the checkpoint, not averaged
+    extra = {**base, "base_top.w": torch.ones(2)}  # a training module's frozen copy the checkpoint lacks
+    torch.testing.assert_close(frontier.interpolate(extra, trained, 1.0)["base_top.w"], torch.ones(2))
+
+
+def test_a_checkpoint_of_another_model_is_a_one_line_error(frontier, tmp_path):
+    base = {"model.w": torch.zeros(3, 4), "model.b": torch.zeros(4), "base_top.w": torch.zeros(3, 4)}
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"model.w": torch.ones(3, 4), "model.b": torch.ones(4)}}, good)
+    assert set(frontier.trained_state(good, base, "cfg.yaml")) == {"model.w", "model.b"}  # base_top: not needed
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"model.w": torch.ones(5, 4), "model.b": torch.ones(4)}}, other)
+    with pytest.raises(SystemExit, match=r"other.ckpt was not fine-tuned from the model of cfg.yaml .*model.w"):
+        frontier.trained_state(other, base, "cfg.yaml")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(SystemExit, match=r"junk.ckpt: not a Lightning checkpoint"):
+        frontier.trained_state(junk, base, "cfg.yaml")
+
+
+def test_bad_command_lines_fail_before_any_work(frontier, tmp_path, capsys):
+    with pytest.raises(SystemExit, match=r"missing.ckpt: no such checkpoint"):
+        frontier.main([str(tmp_path / "missing.ckpt")])
+    with pytest.raises(SystemExit) as exit_info:
+        frontier.main([str(tmp_path / "missing.ckpt"), "--mix", "0.5,1.5"])
+    assert exit_info.value.code == 2 and "mixture weights must lie in [0, 1], got 0.5,1.5" in capsys.readouterr().err
 
 
 def test_mixed_embeddings_give_the_mixed_cosine(frontier):

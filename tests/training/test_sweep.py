@@ -1,7 +1,6 @@
 """scripts/sweep.py without training: a trial's settings become LightningCLI arguments the shipped config
 accepts, Optuna's search space, the LFW development-view metrics and the report."""
 
-import importlib.util
 import subprocess
 import sys
 import warnings
@@ -17,11 +16,8 @@ optuna = pytest.importorskip("optuna")
 
 
 @pytest.fixture(scope="module")
-def sweep():
-    spec = importlib.util.spec_from_file_location("perface_sweep_script", REPO / "scripts" / "sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def sweep(script):
+    return script("sweep")
 
 
 def test_designed_trials_are_valid_train_arguments(sweep):

@@ -1,6 +1,5 @@
 """Smoke training with configs/smoke.yaml through scripts/train.py (LightningCLI), on real proxy triplets."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,17 +12,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _train_cli():
-    spec = importlib.util.spec_from_file_location("perface_train_script", REPO / "scripts" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, data_root):
+def run(tmp_path_factory, data_root, script):
     out = tmp_path_factory.mktemp("smoke")
-    main = _train_cli()
+    main = script("train").main
     common = ["--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
               f"--trainer.logger.init_args.save_dir={out}"]
     cli = main(["validate", *common])
@@ -79,10 +71,10 @@ def test_checkpoint_loads_without_lightning_and_scores(run, lfw):
     assert not np.allclose(tuned.embed([a]), base.embed([a]), atol=1e-4)
 
 
-def test_resume_from_checkpoint(run, data_root):
+def test_resume_from_checkpoint(run, data_root, script):
     out, _, cli = run
     last = Path(cli.trainer.checkpoint_callback.last_model_path)
-    main = _train_cli()
+    main = script("train").main
     resumed = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
                     f"--trainer.logger.init_args.save_dir={out}", "--trainer.max_epochs=4", f"--ckpt_path={last}"])
     assert resumed.trainer.current_epoch == 4 and resumed.trainer.global_step > cli.trainer.global_step
@@ -104,12 +96,12 @@ def test_shipped_configs_parse(name):
     assert "retention:" in res.stdout and "identity_weight:" in res.stdout
 
 
-def test_wandb_logger_offline(tmp_path, data_root, monkeypatch):
+def test_wandb_logger_offline(tmp_path, data_root, monkeypatch, script):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    main = _train_cli()
+    main = script("train").main
     cli = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
                 "--trainer.max_epochs=1", "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
                 f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.logger.init_args.offline=true",
@@ -120,8 +112,8 @@ def test_wandb_logger_offline(tmp_path, data_root, monkeypatch):
     assert Path(cli.trainer.checkpoint_callback.best_model_path).is_file()
 
 
-def test_identity_retention_term(tmp_path, data_root):
-    main = _train_cli()
+def test_identity_retention_term(tmp_path, data_root, script):
+    main = script("train").main
     cli = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
                 "--trainer.max_epochs=1", f"--trainer.logger.init_args.save_dir={tmp_path}",
                 "--model.identity_weight=1.0", "--model.lr=1.0e-4"])
