@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     module, dm = cli.model, cli.datamodule
     base_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     trained = trained_state(args.checkpoint, base_state, args.config)  # before the slow part: bad input fails fast
-    runner.share_caches(module)
+    runner.share_caches(module, dm)
     cli.trainer.validate(module, datamodule=dm, verbose=False)  # attaches the data module (its val split, strata)
     lfw = sweep.LfwDev(Path(dm.root) / "lfw", dm, module.model.preprocessing)
 

@@ -39,6 +39,11 @@ class TripletDataModule(pl.LightningDataModule):
             output of its frozen stages).
         flip: Probability of mirroring each training image, drawn per image. Cache-friendly (a chip has two
             versions), so it works with ``augment: 0`` and cached frozen features.
+        views: Fixed augmented views per image (0: none), drawn once (seeded by ``seed``) with
+            :func:`~perface.training.augment.chip_augmentation` at ``view_strength``; each training triplet
+            then carries one view of its anchor for the module's ``invariance_weight`` term. Fixed views keep
+            the frozen-feature cache usable (K more cached versions per image).
+        view_strength: Augmentation strength of the views.
         max_train: Use at most this many training triplets (seeded sample; for smoke runs).
         max_val: Likewise for validation.
         on_no_face: Policy for images where no face is detected (``whole-image`` for tight crops).
@@ -56,7 +61,8 @@ class TripletDataModule(pl.LightningDataModule):
     """
 
     def __init__(self, train: str, val: str | None = None, root: str | None = None, batch_size: int = 64,
-                 num_workers: int = 0, augment: float = 1.0, flip: float = 0.0, max_train: int | None = None,
+                 num_workers: int = 0, augment: float = 1.0, flip: float = 0.0, views: int = 0, view_strength: float = 2.0,
+                 max_train: int | None = None,
                  max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog+cnn",
                  upsample: int | str = AUTO, max_side: int = 1024, face: str | int = "largest", prep_workers: int = 2,
                  cache_dir: str | None = None,
@@ -69,6 +75,9 @@ class TripletDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.augment = float(augment)
         self.flip = float(flip)
+        if views < 0 or view_strength <= 0:
+            raise SettingsError(f"data.views must be >= 0 and data.view_strength > 0, got {views} and {view_strength}")
+        self.views, self.view_strength = int(views), float(view_strength)
         self.max_train, self.max_val = max_train, max_val
         # bad settings fail when the config is read, not after the model is built
         self.face_options = FaceOptions(detector=detector, upsample=upsample, max_side=max_side, face=face,
@@ -141,8 +150,15 @@ class TripletDataModule(pl.LightningDataModule):
         self.image_paths = usable
         self.strata = (sorted(set(train["stratum"].dropna().astype(str)) | set(val["stratum"].dropna().astype(str)))
                        if "stratum" in train.columns and "stratum" in val.columns else None)
+        self.view_chips = self._views(self.chips) if self.views and self.chips is not None else None
         self.train_set = self._dataset(train, position, training=True)
         self.val_set = self._dataset(val, position, training=False)
+
+    def _views(self, chips: np.ndarray) -> np.ndarray:
+        """uint8 (views, N, S, S, 3): each chip augmented ``views`` times, the same draws on every run."""
+        augment = chip_augmentation(self.view_strength)
+        augment.set_random_seed(self.seed)
+        return np.stack([np.stack([augment(image=c)["image"] for c in chips]) for _ in range(self.views)])
 
     def _dataset(self, frame: pd.DataFrame, position: dict[str, int], training: bool) -> TripletDataset:
         cols = [frame[c].map(lambda n: position.get(str(self.root / n), -1)).to_numpy() for c in ("anchor", "a", "b")]
@@ -155,7 +171,8 @@ class TripletDataModule(pl.LightningDataModule):
             strata = frame["stratum"].map(lambda v: code.get(str(v), -1) if isinstance(v, str) else -1).to_numpy()[keep]
         return TripletDataset(index[keep], p_a[keep], self.chips, self.preprocessing,
                               chip_augmentation(self.augment) if training and self.augment > 0 else None,
-                              flip=self.flip if training else 0.0, strata=strata)
+                              flip=self.flip if training else 0.0, strata=strata,
+                              views=self.view_chips if training else None)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

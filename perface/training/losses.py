@@ -15,6 +15,8 @@ from pytorch_metric_learning.reducers import DoNothingReducer
 LOSSES = ("triplet", "hinge")
 #: Identity retention terms (``PerFaceModule(retention=...)``).
 RETENTIONS = ("embedding", "similarity")
+#: What the view-invariance term asks of two views of one face (``PerFaceModule(invariance=...)``).
+INVARIANCES = ("keep", "pull")
 
 
 def embedding_retention(z: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
@@ -50,6 +52,31 @@ def similarity_retention(z: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
     diff = z @ z.T - base @ base.T
     off = ~torch.eye(m, dtype=torch.bool, device=z.device)
     return diff[off].pow(2).mean()
+
+
+def view_invariance(z: torch.Tensor, z_view: torch.Tensor, base: torch.Tensor | None = None,
+                    base_view: torch.Tensor | None = None) -> torch.Tensor:
+    """Same-face similarity of two views of one face (another light, crop or orientation).
+
+    With the base model's embeddings (``keep``): the mean ``max(0, cos(base_i, base_view_i) - cos(z_i,
+    z_view_i))``, i.e. the views stay at least as similar as the base model finds them (more invariant costs
+    nothing). Without them (``pull``): the mean ``1 - cos(z_i, z_view_i)``, i.e. the views are pulled together
+    beyond the base model's similarity.
+
+    The per-image and similarity-preserving terms see different people only; this one speaks for same-person
+    similarity, which is what verification at a strict threshold loses when a model learns how faces differ.
+
+    Args:
+        z, z_view: (B, D) L2-normalised learned embeddings of the images and of their views.
+        base, base_view: (B, D') L2-normalised base-model embeddings of the same, or None.
+
+    Returns:
+        Scalar in [0, 2].
+    """
+    learned = (z * z_view).sum(1)
+    if base is None:
+        return (1 - learned).mean()
+    return torch.relu((base * base_view).sum(1) - learned).mean()
 
 
 class SoftTripletLoss(torch.nn.Module):

@@ -13,7 +13,8 @@ from torchmetrics import MeanMetric
 from perface.errors import SettingsError
 from perface.evaluation.agreement import triplet_credit
 from perface.model import PerFace, flip_sum
-from perface.training.losses import RETENTIONS, SoftTripletLoss, embedding_retention, similarity_retention
+from perface.training.losses import (INVARIANCES, RETENTIONS, SoftTripletLoss, embedding_retention, similarity_retention,
+                                     view_invariance)
 from perface.training.triplet_dataset import mirror_key
 
 
@@ -49,6 +50,11 @@ class PerFaceModule(pl.LightningModule):
             structure is kept, not the embeddings themselves). See :mod:`perface.training.losses`.
         flip_tta: The trained model embeds each chip and its mirror image (see :class:`PerFace`); validation
             measures it that way. Pair it with ``data.flip`` so training sees both orientations.
+        invariance_weight: Weight of :func:`~perface.training.losses.view_invariance` on each triplet's anchor
+            and one of its fixed augmented views (``data.views`` > 0): the model keeps two photos of one face at
+            least as similar as the base model does (0 disables it; one network only).
+        invariance: ``keep``: the views stay at least as similar as the base model finds them; ``pull``: they
+            are pulled together (``1 - cos``), beyond the base model.
         perceptual_weight: None: fine-tune the backbone itself. A weight ``w`` in (0, 1): train a two-branch
             model (:class:`PerFace` ``perceptual_weight``): the backbone stays frozen as the identity branch
             and a copy of its last ``trainable_stages`` stages and head learns; similarity =
@@ -59,7 +65,8 @@ class PerFaceModule(pl.LightningModule):
                  name: str = "perface", loss: str = "triplet", margin: float = 0.05, trainable_stages: int | None = 2,
                  freeze_affine: bool = True, lr: float = 1e-4, head_lr: float = 1e-3, weight_decay: float = 1e-4,
                  warmup_fraction: float = 0.05, cache_frozen_features: bool = True, identity_weight: float = 0.0,
-                 retention: str = "embedding", flip_tta: bool = False, perceptual_weight: float | None = None):
+                 retention: str = "embedding", flip_tta: bool = False, perceptual_weight: float | None = None,
+                 invariance_weight: float = 0.0, invariance: str = "keep"):
         super().__init__()
         self.save_hyperparameters()
         if retention not in RETENTIONS:
@@ -75,10 +82,15 @@ class PerFaceModule(pl.LightningModule):
         n = self.model.num_stages
         if trainable_stages is not None and not 0 <= trainable_stages <= n:
             raise SettingsError(f"model.trainable_stages must be in 0..{n} for {backbone}, got {trainable_stages}")
+        if invariance not in INVARIANCES:
+            raise SettingsError(f"model.invariance must be one of {', '.join(INVARIANCES)}, got {invariance!r}")
+        if invariance_weight and perceptual_weight is not None:
+            raise SettingsError("model.invariance_weight: a two-branch model's identity branch is the base model "
+                                "itself; set it to 0 or model.perceptual_weight to null")
         self.criterion = SoftTripletLoss(loss, margin)
         self.frozen_stages = self._freeze()
         self.base_top = None
-        if identity_weight > 0 and self.model.perceptual is None:
+        if (identity_weight > 0 or (invariance_weight > 0 and invariance == "keep")) and self.model.perceptual is None:
             import copy
 
             self.base_top = copy.deepcopy(self.model).requires_grad_(False).eval()
@@ -122,6 +134,9 @@ class PerFaceModule(pl.LightningModule):
         options = getattr(getattr(self.trainer, "datamodule", None), "face_options", None)
         if options is not None:
             self.model.face_options = options
+        if self.hparams.invariance_weight > 0 and not getattr(getattr(self.trainer, "datamodule", None), "views", 0):
+            raise SettingsError("model.invariance_weight needs augmented views of the training images: set "
+                                "data.views (e.g. 2)")
 
     # --- forward ---------------------------------------------------------------------------------------
     def _embed(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
@@ -217,6 +232,17 @@ class PerFaceModule(pl.LightningModule):
                 retention = embedding_retention(learned, base)
             self.log("train_retention", retention, on_epoch=True, batch_size=len(anchor))
             loss = loss + self.hparams.identity_weight * retention
+        if self.hparams.invariance_weight > 0:
+            use_cache = self._use_feature_cache(training=True)
+            view, view_ids = batch["view"], batch["view_id"]
+            z_view = self._embed(view, view_ids, use_cache)
+            base = ()
+            if self.hparams.invariance == "keep":
+                base = (self._base_embeddings(flat[0::3], batch["ids"][:, 0], use_cache),
+                        self._base_embeddings(view, view_ids, use_cache))
+            invariance = view_invariance(anchor, z_view, *base)
+            self.log("train_invariance", invariance, on_epoch=True, batch_size=len(anchor))
+            loss = loss + self.hparams.invariance_weight * invariance
         return loss
 
     def on_train_epoch_start(self) -> None:

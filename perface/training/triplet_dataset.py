@@ -11,9 +11,19 @@ from torch.utils.data import Dataset
 from perface.preprocessing import Preprocessing
 
 
+#: Keys of augmented views start here: view ``v`` of image ``j`` is ``j + (v + 1) * VIEW_STRIDE``.
+VIEW_STRIDE = 1 << 32
+
+
 def mirror_key(key):
     """Cache key of the mirror image of the chip with key ``key`` (an involution: ``-key - 1``)."""
     return -key - 1
+
+
+def view_key(index, view):
+    """Cache key of the fixed augmented view ``view`` (0-based) of image ``index`` (disjoint from the image
+    keys, their mirrors and other views)."""
+    return index + (view + 1) * VIEW_STRIDE
 
 
 class TripletDataset(Dataset):
@@ -29,14 +39,19 @@ class TripletDataset(Dataset):
             leaves only two versions of a chip, so the model can still cache features per version.
         strata: Optional int64 (T,) stratum code per triplet (-1: none), passed through for per-stratum
             validation.
+        views: Optional uint8 (K, N_images, S, S, 3) fixed augmented copies of every chip (drawn once, so the
+            model can cache their features too). Each item then adds one of its anchor's K views, drawn at
+            random: the same face under another light, crop or orientation.
 
     Each item is a dict: ``images`` float32 (3, 3, S, S) (anchor, a, b), ``ids`` int64 (3,) chip keys
     (the image index ``j``, or ``mirror_key(j) = -j - 1`` for its mirror image), ``p_a`` float32 scalar,
-    and ``stratum`` int64 scalar when ``strata`` is given.
+    ``stratum`` int64 scalar when ``strata`` is given, and with ``views`` ``view`` float32 (3, S, S) and
+    ``view_id`` int64 scalar (:func:`view_key`).
     """
 
     def __init__(self, index: np.ndarray, p_a: np.ndarray, chips: np.ndarray, preprocessing: Preprocessing,
-                 augment: Callable | None = None, flip: float = 0.0, strata: np.ndarray | None = None):
+                 augment: Callable | None = None, flip: float = 0.0, strata: np.ndarray | None = None,
+                 views: np.ndarray | None = None):
         self.index = np.asarray(index, dtype=np.int64)
         self.p_a = np.asarray(p_a, dtype=np.float32)
         self.chips = chips
@@ -44,6 +59,7 @@ class TripletDataset(Dataset):
         self.augment = augment
         self.flip = float(flip)
         self.strata = None if strata is None else np.asarray(strata, dtype=np.int64)
+        self.views = views
 
     def __len__(self) -> int:
         return len(self.index)
@@ -61,4 +77,8 @@ class TripletDataset(Dataset):
         item = {"images": torch.from_numpy(images), "ids": torch.from_numpy(ids), "p_a": torch.tensor(self.p_a[i])}
         if self.strata is not None:
             item["stratum"] = torch.tensor(self.strata[i])
+        if self.views is not None:
+            j, v = int(self.index[i, 0]), int(np.random.randint(len(self.views)))
+            item["view"] = torch.from_numpy(self.preprocessing.normalize(self.views[v, j])[0])
+            item["view_id"] = torch.tensor(view_key(j, v))
         return item

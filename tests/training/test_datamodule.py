@@ -111,3 +111,39 @@ def test_a_val_file_never_lets_val_or_test_rows_train(data_root, tmp_path):
     frame[frame["split"] == "test"].drop(columns="split").to_csv(no_split, index=False)
     _, val = TripletDataModule(TRIPLETS, val=str(no_split), root=str(data_root), preprocessing=DLIB)._frames()
     assert len(val) == (frame["split"] == "test").sum()  # a file without a split column: all its rows
+
+
+def test_views_are_fixed_augmented_copies_of_the_anchor_under_their_own_keys(data_root, tmp_path):
+    from perface.training.triplet_dataset import mirror_key, view_key
+
+    def make():
+        dm = TripletDataModule(TRIPLETS, root=str(data_root), batch_size=4, max_train=8, max_val=4, augment=0.0,
+                               views=2, prep_workers=0, cache_dir=str(tmp_path / "cache"), preprocessing=DLIB)
+        dm.setup("fit")
+        return dm
+
+    dm, again = make(), make()
+    assert dm.view_chips.shape == (2, *dm.chips.shape) and dm.view_chips.dtype == np.uint8
+    np.testing.assert_array_equal(dm.view_chips, again.view_chips)  # drawn once, the same on every run
+    changed = (dm.view_chips.astype(int) != dm.chips[None].astype(int)).any(axis=(2, 3, 4))
+    assert changed.mean() > 0.5  # most views differ from their chip (each transform fires with its probability)
+    assert "view" not in dm.val_set[0]  # validation measures the images as they are
+    seen = set()
+    for _ in range(20):
+        item = dm.train_set[0]
+        anchor = int(dm.train_set.index[0, 0])
+        v = int(item["view_id"]) // (1 << 32) - 1
+        assert int(item["view_id"]) == view_key(anchor, v) and v in (0, 1)
+        np.testing.assert_array_equal(item["view"].numpy(), DLIB.normalize(dm.view_chips[v, anchor])[0])
+        seen.add(v)
+    assert seen == {0, 1}
+    keys = {view_key(j, v) for j in range(len(dm.chips)) for v in range(2)}
+    images = set(range(len(dm.chips))) | {mirror_key(j) for j in range(len(dm.chips))}
+    assert len(keys) == 2 * len(dm.chips) and not keys & images  # never another chip's cache key
+
+
+def test_bad_view_settings_fail_when_the_config_is_read(data_root):
+    from perface.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="data.views"):
+        TripletDataModule(TRIPLETS, root=str(data_root), views=-1, preprocessing=DLIB)

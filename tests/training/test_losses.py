@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from perface.training.losses import SoftTripletLoss, embedding_retention, similarity_retention
+from perface.training.losses import SoftTripletLoss, embedding_retention, similarity_retention, view_invariance
 
 
 def _emb(seed: int, n: int = 6, d: int = 16):
@@ -68,3 +68,28 @@ def test_similarity_retention_is_the_mean_squared_change_of_pairwise_cosines():
     assert similarity_retention(base @ q, F.normalize(base[:, :4], dim=1)).item() > 0
     assert embedding_retention(base @ q, base).item() > 0.1
     torch.testing.assert_close(embedding_retention(z, base), (1 - (z * base).sum(1)).mean())
+
+
+def test_view_invariance_charges_only_lost_same_face_similarity():
+    z, z_view, _ = _emb(6, n=5, d=8)
+    base, base_view, _ = _emb(7, n=5, d=8)
+    learned = (z * z_view).sum(1)
+    kept = (base * base_view).sum(1)
+    expected = torch.clamp(kept - learned, min=0).mean()
+    torch.testing.assert_close(view_invariance(z, z_view, base, base_view), expected)
+    # a model that keeps (or raises) the base model's view similarity pays nothing; losing it all costs 1 - cos
+    assert view_invariance(base, base_view, base, base_view).item() == 0
+    assert view_invariance(base, base, base, base_view).item() == 0  # views identical: more invariant than base
+    loss = view_invariance(base, -base_view, base, base_view)
+    torch.testing.assert_close(loss, (2 * (base * base_view).sum(1)).clamp(min=0).mean())
+    # the gradient pulls the two views together
+    z_req = z.clone().requires_grad_(True)
+    view_invariance(z_req, z_view, z_view, z_view).backward()  # base finds the views identical: any gap costs
+    step = F.normalize(z_req.detach() - 0.1 * z_req.grad, dim=1)
+    assert ((step * z_view).sum(1) >= (z * z_view).sum(1) - 1e-6).all()
+
+
+def test_view_invariance_pull_asks_for_identical_views():
+    z, z_view, _ = _emb(8, n=5, d=8)
+    torch.testing.assert_close(view_invariance(z, z_view), (1 - (z * z_view).sum(1)).mean())
+    assert view_invariance(z, z).item() == pytest.approx(0, abs=1e-6)

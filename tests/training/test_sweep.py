@@ -23,6 +23,7 @@ def sweep(script):
 def test_designed_trials_are_valid_train_arguments(sweep):
     """Every designed trial lies in the search space and its overrides parse with the acceptance config."""
     for p in sweep.DESIGNED:
+        assert sweep.recorded(p) == p  # a design names every parameter its trial suggests
         trial = optuna.trial.FixedTrial(p)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # optuna warns when a value lies outside the search space
@@ -38,6 +39,17 @@ def test_designed_trials_are_valid_train_arguments(sweep):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "perceptual_weight: 0.3" in res.stdout and "max_epochs: 3" in res.stdout
+    # the view-invariance term brings its views; trials without it run without them
+    views = sweep.suggest(optuna.trial.FixedTrial(next(p for p in sweep.DESIGNED if p.get("invariance_weight"))))
+    args = sweep.overrides(views)
+    assert f"--data.views={sweep.VIEWS}" in args and "--model.invariance_weight=10.0" in args
+    plain = sweep.overrides(sweep.suggest(optuna.trial.FixedTrial(sweep.DESIGNED[0])))
+    assert "--model.invariance_weight=0.0" in plain and not any(a.startswith("--data.views") for a in plain)
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "fit", "--config",
+                          str(REPO / "configs" / "proxy_attributes.yaml"), *args, "--print_config"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "invariance_weight: 10.0" in res.stdout and "views: 2" in res.stdout
 
 
 def test_lfw_dev_metrics(sweep):

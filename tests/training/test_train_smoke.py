@@ -129,7 +129,25 @@ def test_identity_retention_term(tmp_path, data_root, script):
     assert sum(p.numel() for p in loaded.parameters()) == 5_614_592
 
 
+def test_view_invariance_term(tmp_path, data_root, script):
+    main = script("train").main
+    cli = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
+                "--trainer.max_epochs=1", f"--trainer.logger.init_args.save_dir={tmp_path}", "--data.augment=0",
+                "--data.views=2", "--model.invariance_weight=10", "--model.lr=1.0e-4"])
+    metrics = pd.read_csv(Path(cli.trainer.logger.log_dir) / "metrics.csv")
+    steps = metrics["train_invariance_step"].dropna().to_numpy()
+    assert steps[0] == 0  # before the first update the model is the base model: nothing lost
+    epoch = metrics["train_invariance_epoch"].dropna().to_numpy()
+    assert len(epoch) == 1 and 0 <= epoch[0] < 0.05
+    # the views' frozen features are cached under their own keys, beside the images' (no augmentation per step)
+    from perface.training.triplet_dataset import VIEW_STRIDE
+
+    keys = list(cli.model._features)
+    assert any(k >= VIEW_STRIDE for k in keys) and any(0 <= k < VIEW_STRIDE for k in keys)
+
+
 @pytest.mark.parametrize("option, needle", [
+    ("--model.invariance_weight=1", "model.invariance_weight needs augmented views of the training images: set data.views"),
     ("--data.face=centre", "face 'centre' is not a valid choice; use largest, center"),
     ("--data.detector=hog+haar", "detector 'hog+haar' is not known; use one of hog, cnn, hog+cnn"),
 ])
