@@ -104,3 +104,12 @@ def test_two_branch_settings_errors():
         PerFaceModule(trainable_stages=None, perceptual_weight=0.3)
     with pytest.raises(SettingsError, match="retention must be one of"):
         PerFaceModule(retention="distance")
+
+
+def test_view_invariance_settings_errors():
+    with pytest.raises(SettingsError, match="model.invariance must be one of keep, pull, got 'hold'"):
+        PerFaceModule(invariance_weight=1.0, invariance="hold")
+    with pytest.raises(SettingsError, match="two-branch model's identity branch is the base model"):
+        PerFaceModule(invariance_weight=1.0, perceptual_weight=0.3)
+    keep, pull = PerFaceModule(invariance_weight=1.0), PerFaceModule(invariance_weight=1.0, invariance="pull")
+    assert keep.base_top is not None and pull.base_top is None  # only "keep" compares with the base model
