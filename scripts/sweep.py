@@ -46,15 +46,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def design(weight: float, lr: float = 3e-5, margin: float = 0.1, max_epochs: int = 3, retention: str = "embedding",
            perceptual_weight: float | None = None, stages: int = 2, invariance: float = 0.0,
-           views: str = "keep") -> dict:
+           invariance_mode: str = "keep") -> dict:
     """A designed trial as Optuna parameters (the names :func:`suggest` uses): the last ``stages`` stages
     trainable, fine-tuned (or, with ``perceptual_weight``, a two-branch model), retention ``retention`` at
-    ``weight``, and (when ``invariance`` > 0) the view-invariance term at that weight, ``views`` saying what
-    it asks (``keep`` / ``pull``)."""
+    ``weight``, and (when ``invariance`` > 0) the view-invariance term at that weight, ``invariance_mode``
+    saying what it asks of the views (``keep`` / ``pull``)."""
     arch = {"arch": "finetune"} if perceptual_weight is None else {"arch": "dual", "perceptual_weight": perceptual_weight}
     extra = {} if perceptual_weight is not None else {"invariance_weight": invariance}
     if invariance:
-        extra["invariance"] = views
+        extra["invariance"] = invariance_mode
     return {**arch, "trainable_stages": stages, "lr": lr, "margin": margin, "max_epochs": max_epochs,
             "retention": retention, f"{retention}_weight": weight, **extra}
 
@@ -87,7 +87,7 @@ DESIGNED: list[dict] = [
     # acceptance checkpoint loses 0.0005 of view cosine and 0.0011 of same-person cosine; what moves TAR is the
     # impostor tail). Pull the views together instead, beyond the base model, with the retention loosened to
     # trial 10's (val 0.938 at LFW dev TAR 0.891) to see whether the pull buys back its TAR
-    design(2.0, margin=0.2, invariance=10.0, views="pull"),
+    design(2.0, margin=0.2, invariance=10.0, invariance_mode="pull"),
     # --- the first 30k set's study, issue #14's ideas in order
     # the previous acceptance recipe: fine-tune the last 2 stages, per-image retention at weight 1.25
     design(1.25, lr=3e-4),
