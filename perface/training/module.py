@@ -51,8 +51,9 @@ class PerFaceModule(pl.LightningModule):
         flip_tta: The trained model embeds each chip and its mirror image (see :class:`PerFace`); validation
             measures it that way. Pair it with ``data.flip`` so training sees both orientations.
         invariance_weight: Weight of :func:`~perface.training.losses.view_invariance` on each triplet's anchor
-            and one of its fixed augmented views (``data.views`` > 0): the model keeps two photos of one face at
-            least as similar as the base model does (0 disables it; one network only).
+            and one of its fixed augmented views (``data.views`` > 0); 0 disables it; one network only.
+            Measured on the proxy set, neither mode helps (reports/sweep_proxy_attributes_visible_30k.md,
+            trials 16-17).
         invariance: ``keep``: the views stay at least as similar as the base model finds them; ``pull``: they
             are pulled together (``1 - cos``), beyond the base model.
         perceptual_weight: None: fine-tune the backbone itself. A weight ``w`` in (0, 1): train a two-branch
