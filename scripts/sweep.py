@@ -46,17 +46,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 def design(weight: float, lr: float = 3e-5, margin: float = 0.1, max_epochs: int = 3, retention: str = "embedding",
            perceptual_weight: float | None = None, stages: int = 2, invariance: float = 0.0,
-           invariance_mode: str = "keep") -> dict:
+           invariance_mode: str = "keep", reference: float = 0.0) -> dict:
     """A designed trial as Optuna parameters (the names :func:`suggest` uses): the last ``stages`` stages
     trainable, fine-tuned (or, with ``perceptual_weight``, a two-branch model), retention ``retention`` at
     ``weight``, and (when ``invariance`` > 0) the view-invariance term at that weight, ``invariance_mode``
-    saying what it asks of the views (``keep`` / ``pull``)."""
+    saying what it asks of the views (``keep`` / ``pull``), and per-image retention on the reference images
+    (:data:`REFERENCE`) at ``reference``."""
     arch = {"arch": "finetune"} if perceptual_weight is None else {"arch": "dual", "perceptual_weight": perceptual_weight}
     extra = {} if perceptual_weight is not None else {"invariance_weight": invariance}
     if invariance:
         extra["invariance"] = invariance_mode
     return {**arch, "trainable_stages": stages, "lr": lr, "margin": margin, "max_epochs": max_epochs,
-            "retention": retention, f"{retention}_weight": weight, **extra}
+            "retention": retention, f"{retention}_weight": weight, **extra, "reference_weight": reference}
 
 
 #: Trials run first, in this order (Optuna ``enqueue_trial``), each study running those it has not completed.
@@ -131,14 +132,15 @@ def suggest(trial) -> dict:
         p["invariance_weight"] = trial.suggest_float("invariance_weight", 0.0, 30.0)
         if p["invariance_weight"] > 0:
             p["invariance"] = trial.suggest_categorical("invariance", ["keep", "pull"])
+    p["reference_weight"] = trial.suggest_float("reference_weight", 0.0, 6.0)
     return p
 
 
 def recorded(params: dict) -> dict:
     """A recorded trial's parameters with those the search space gained later filled in as the trial ran:
-    no view-invariance term before ``invariance_weight`` existed, and ``keep`` (trial 16) before ``invariance``
-    did."""
-    implied = {}
+    no view-invariance term before ``invariance_weight`` existed, ``keep`` (trial 16) before ``invariance``
+    did, and no reference images before ``reference_weight``."""
+    implied = {"reference_weight": 0.0}
     if params.get("arch") == "finetune":
         implied["invariance_weight"] = 0.0
         if params.get("invariance_weight"):
@@ -148,6 +150,9 @@ def recorded(params: dict) -> dict:
 
 #: Fixed augmented views per image for trials with the view-invariance term (``data.views``).
 VIEWS = 2
+#: Reference images of trials with ``reference_weight`` > 0 (``data.reference_images``): LFW people in no
+#: protocol file (scripts/reference_images.py), so neither the LFW dev selection nor the test sees them.
+REFERENCE = REPO / "data" / "reference" / "lfw_outside_protocols.txt"
 
 
 def overrides(p: dict) -> list[str]:
@@ -163,6 +168,8 @@ def overrides(p: dict) -> list[str]:
     args.append(f"--model.invariance_weight={invariance}")
     if invariance:
         args += [f"--model.invariance={p.get('invariance', 'keep')}", f"--data.views={VIEWS}"]
+    reference = p.get("reference_weight", 0.0)
+    args += [f"--model.reference_weight={reference}", f"--data.reference_images={REFERENCE if reference else 'null'}"]
     return args
 
 
@@ -304,7 +311,7 @@ class Runner:
 
 # --- report -----------------------------------------------------------------------------------------------
 SETTINGS = ("arch", "perceptual_weight", "trainable_stages", "lr", "margin", "max_epochs", "retention",
-            "identity_weight", "invariance_weight", "invariance")
+            "identity_weight", "invariance_weight", "invariance", "reference_weight")
 SINGLE = ("age", "gender", "race")  # the single-attribute strata
 
 

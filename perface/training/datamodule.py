@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -44,6 +45,12 @@ class TripletDataModule(pl.LightningDataModule):
             then carries one view of its anchor for the module's ``invariance_weight`` term. Fixed views keep
             the frozen-feature cache usable (K more cached versions per image).
         view_strength: Augmentation strength of the views.
+        reference_images: Text file (relative to the working directory, like ``train``) of unlabelled
+            images, one path per line relative to ``root`` (``#`` comments and blank lines ignored). Each
+            training triplet then carries one of them, drawn at random, for the module's ``reference_weight``
+            term: their embeddings are held at the base model's, e.g. in-the-wild photos of the kind identity is
+            verified on (``data/reference/lfw_outside_protocols.txt``: LFW people in no pairs file). Images
+            without a chip are listed in :attr:`skipped`, like training images.
         max_train: Use at most this many training triplets (seeded sample; for smoke runs).
         max_val: Likewise for validation.
         on_no_face: Policy for images where no face is detected (``whole-image`` for tight crops).
@@ -62,7 +69,7 @@ class TripletDataModule(pl.LightningDataModule):
 
     def __init__(self, train: str, val: str | None = None, root: str | None = None, batch_size: int = 64,
                  num_workers: int = 0, augment: float = 1.0, flip: float = 0.0, views: int = 0, view_strength: float = 2.0,
-                 max_train: int | None = None,
+                 reference_images: str | None = None, max_train: int | None = None,
                  max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog+cnn",
                  upsample: int | str = AUTO, max_side: int = 1024, face: str | int = "largest", prep_workers: int = 2,
                  cache_dir: str | None = None,
@@ -78,6 +85,9 @@ class TripletDataModule(pl.LightningDataModule):
         if views < 0 or view_strength <= 0:
             raise SettingsError(f"data.views must be >= 0 and data.view_strength > 0, got {views} and {view_strength}")
         self.views, self.view_strength = int(views), float(view_strength)
+        self.reference_file = reference_images
+        self.reference_paths = self._reference_images()  # read now: a bad list fails when the config is read
+        self.reference_chips: np.ndarray | None = None
         self.max_train, self.max_val = max_train, max_val
         # bad settings fail when the config is read, not after the model is built
         self.face_options = FaceOptions(detector=detector, upsample=upsample, max_side=max_side, face=face,
@@ -130,11 +140,27 @@ class TripletDataModule(pl.LightningDataModule):
         names = pd.unique(pd.concat([f[c] for f in frames for c in ("anchor", "a", "b")]))
         return [str(self.root / n) for n in names]
 
+    def _reference_images(self) -> list[str]:
+        """The reference images' paths (under ``root``); none without ``reference_images``."""
+        if not self.reference_file:
+            return []
+        try:
+            lines = Path(self.reference_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SettingsError(f"data.reference_images: {self.reference_file}: cannot read it "
+                                f"({getattr(e, 'strerror', None) or type(e).__name__}); give a text file of image "
+                                "paths relative to the data root, one per line") from None
+        names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        if not names:
+            raise SettingsError(f"data.reference_images: {self.reference_file} lists no image; give a text file of "
+                                "image paths relative to the data root, one per line")
+        return [str(self.root / n) for n in dict.fromkeys(names)]
+
     def prepare_data(self) -> None:
         # Runs once per node (local rank 0): detection + alignment into the disk cache.
         from perface.progress import bars
 
-        images = self._images(self._frames())
+        images = self._images(self._frames()) + self.reference_paths
         with bars() as bar:
             self._chip_cache().prepare(images, workers=self.prep_workers,
                                        progress=bar("aligning faces (once)", len(images)))
@@ -151,6 +177,15 @@ class TripletDataModule(pl.LightningDataModule):
         self.strata = (sorted(set(train["stratum"].dropna().astype(str)) | set(val["stratum"].dropna().astype(str)))
                        if "stratum" in train.columns and "stratum" in val.columns else None)
         self.view_chips = self._views(self.chips) if self.views and self.chips is not None else None
+        reference = self.reference_paths
+        if reference:
+            self.skipped.update(cache.prepare(reference, workers=self.prep_workers))
+            usable_reference = [p for p in reference if p not in self.skipped]
+            if not usable_reference:
+                raise SettingsError(f"data.reference_images: none of the {len(reference)} images of "
+                                    f"{self.reference_file} has a chip (e.g. {reference[0]}: "
+                                    f"{self.skipped[reference[0]]}); check the paths against the data root {self.root}")
+            self.reference_chips = np.stack([cache.load(p) for p in usable_reference])
         self.train_set = self._dataset(train, position, training=True)
         self.val_set = self._dataset(val, position, training=False)
 
@@ -172,7 +207,8 @@ class TripletDataModule(pl.LightningDataModule):
         return TripletDataset(index[keep], p_a[keep], self.chips, self.preprocessing,
                               chip_augmentation(self.augment) if training and self.augment > 0 else None,
                               flip=self.flip if training else 0.0, strata=strata,
-                              views=self.view_chips if training else None)
+                              views=self.view_chips if training else None,
+                              reference=self.reference_chips if training else None)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,

@@ -56,6 +56,10 @@ class PerFaceModule(pl.LightningModule):
             trials 16-17).
         invariance: ``keep``: the views stay at least as similar as the base model finds them; ``pull``: they
             are pulled together (``1 - cos``), beyond the base model.
+        reference_weight: Weight of per-image retention (``1 - cos(z, z_base)``, as ``retention: embedding``)
+            on one unlabelled reference image per triplet (``data.reference_images``); 0 disables it. It holds
+            the base model's embeddings on photos of the kind identity is verified on, which the triplets'
+            own images (tight attribute-labelled crops) do not cover.
         perceptual_weight: None: fine-tune the backbone itself. A weight ``w`` in (0, 1): train a two-branch
             model (:class:`PerFace` ``perceptual_weight``): the backbone stays frozen as the identity branch
             and a copy of its last ``trainable_stages`` stages and head learns; similarity =
@@ -67,7 +71,7 @@ class PerFaceModule(pl.LightningModule):
                  freeze_affine: bool = True, lr: float = 1e-4, head_lr: float = 1e-3, weight_decay: float = 1e-4,
                  warmup_fraction: float = 0.05, cache_frozen_features: bool = True, identity_weight: float = 0.0,
                  retention: str = "embedding", flip_tta: bool = False, perceptual_weight: float | None = None,
-                 invariance_weight: float = 0.0, invariance: str = "keep"):
+                 invariance_weight: float = 0.0, invariance: str = "keep", reference_weight: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         if retention not in RETENTIONS:
@@ -91,7 +95,10 @@ class PerFaceModule(pl.LightningModule):
         self.criterion = SoftTripletLoss(loss, margin)
         self.frozen_stages = self._freeze()
         self.base_top = None
-        if (identity_weight > 0 or (invariance_weight > 0 and invariance == "keep")) and self.model.perceptual is None:
+        if reference_weight < 0:
+            raise SettingsError(f"model.reference_weight must be >= 0, got {reference_weight}")
+        held = identity_weight > 0 or reference_weight > 0 or (invariance_weight > 0 and invariance == "keep")
+        if held and self.model.perceptual is None:
             import copy
 
             self.base_top = copy.deepcopy(self.model).requires_grad_(False).eval()
@@ -132,12 +139,16 @@ class PerFaceModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         # The trained model records how its chips were found and chosen (written into every checkpoint and
         # export), so evaluating it needs no face flags.
-        options = getattr(getattr(self.trainer, "datamodule", None), "face_options", None)
+        dm = getattr(self.trainer, "datamodule", None)
+        options = getattr(dm, "face_options", None)
         if options is not None:
             self.model.face_options = options
-        if self.hparams.invariance_weight > 0 and not getattr(getattr(self.trainer, "datamodule", None), "views", 0):
+        if self.hparams.invariance_weight > 0 and not getattr(dm, "views", 0):
             raise SettingsError("model.invariance_weight needs augmented views of the training images: set "
                                 "data.views (e.g. 2)")
+        if self.hparams.reference_weight > 0 and getattr(dm, "reference_chips", None) is None:
+            raise SettingsError("model.reference_weight needs reference images: set data.reference_images (e.g. "
+                                "data/reference/lfw_outside_protocols.txt)")
 
     # --- forward ---------------------------------------------------------------------------------------
     def _embed(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
@@ -244,6 +255,13 @@ class PerFaceModule(pl.LightningModule):
             invariance = view_invariance(anchor, z_view, *base)
             self.log("train_invariance", invariance, on_epoch=True, batch_size=len(anchor))
             loss = loss + self.hparams.invariance_weight * invariance
+        if self.hparams.reference_weight > 0:
+            use_cache = self._use_feature_cache(training=True)
+            images, ids = batch["reference"], batch["reference_id"]
+            learned, base = self._learned_and_base(self._embed(images, ids, use_cache), images, ids, use_cache)
+            reference = embedding_retention(learned, base)
+            self.log("train_reference_retention", reference, on_epoch=True, batch_size=len(anchor))
+            loss = loss + self.hparams.reference_weight * reference
         return loss
 
     def on_train_epoch_start(self) -> None:

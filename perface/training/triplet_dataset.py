@@ -20,6 +20,17 @@ def mirror_key(key):
     return -key - 1
 
 
+#: Keys of reference images (:class:`TripletDataset`'s ``reference``) start here: reference image ``r`` is
+#: ``REFERENCE_START + r``, far below every mirror key (``-j - 1``).
+REFERENCE_START = -(1 << 48)
+
+
+def reference_key(index):
+    """Cache key of reference image ``index`` (0-based; disjoint from the training images' keys, their
+    mirrors and views)."""
+    return REFERENCE_START + index
+
+
 def view_key(index, view):
     """Cache key of the fixed augmented view ``view`` (0-based) of image ``index`` (disjoint from the image
     keys, their mirrors and other views)."""
@@ -42,16 +53,20 @@ class TripletDataset(Dataset):
         views: Optional uint8 (K, N_images, S, S, 3) fixed augmented copies of every chip (drawn once, so the
             model can cache their features too). Each item then adds one of its anchor's K views, drawn at
             random: the same face under another light, crop or orientation.
+        reference: Optional uint8 (R, S, S, 3) chips of unlabelled reference images. Each item then adds one
+            of them, drawn at random, for the module's ``reference_weight`` term (its embedding is held at the
+            base model's).
 
     Each item is a dict: ``images`` float32 (3, 3, S, S) (anchor, a, b), ``ids`` int64 (3,) chip keys
     (the image index ``j``, or ``mirror_key(j) = -j - 1`` for its mirror image), ``p_a`` float32 scalar,
     ``stratum`` int64 scalar when ``strata`` is given, and with ``views`` ``view`` float32 (3, S, S) and
-    ``view_id`` int64 scalar (:func:`view_key`).
+    ``view_id`` int64 scalar (:func:`view_key`), and with ``reference`` ``reference`` float32 (3, S, S) and
+    ``reference_id`` int64 scalar (:func:`reference_key`).
     """
 
     def __init__(self, index: np.ndarray, p_a: np.ndarray, chips: np.ndarray, preprocessing: Preprocessing,
                  augment: Callable | None = None, flip: float = 0.0, strata: np.ndarray | None = None,
-                 views: np.ndarray | None = None):
+                 views: np.ndarray | None = None, reference: np.ndarray | None = None):
         self.index = np.asarray(index, dtype=np.int64)
         self.p_a = np.asarray(p_a, dtype=np.float32)
         self.chips = chips
@@ -60,6 +75,7 @@ class TripletDataset(Dataset):
         self.flip = float(flip)
         self.strata = None if strata is None else np.asarray(strata, dtype=np.int64)
         self.views = views
+        self.reference = reference
 
     def __len__(self) -> int:
         return len(self.index)
@@ -81,4 +97,8 @@ class TripletDataset(Dataset):
             j, v = int(self.index[i, 0]), int(np.random.randint(len(self.views)))
             item["view"] = torch.from_numpy(self.preprocessing.normalize(self.views[v, j])[0])
             item["view_id"] = torch.tensor(view_key(j, v))
+        if self.reference is not None:
+            r = int(np.random.randint(len(self.reference)))
+            item["reference"] = torch.from_numpy(self.preprocessing.normalize(self.reference[r])[0])
+            item["reference_id"] = torch.tensor(reference_key(r))
         return item

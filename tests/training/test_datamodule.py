@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,3 +149,58 @@ def test_bad_view_settings_fail_when_the_config_is_read(data_root):
 
     with pytest.raises(SettingsError, match="data.views"):
         TripletDataModule(TRIPLETS, root=str(data_root), views=-1, preprocessing=DLIB)
+
+
+def test_reference_images_ride_with_training_triplets_under_their_own_keys(data_root, tmp_path):
+    from perface.training.triplet_dataset import REFERENCE_START, mirror_key, reference_key, view_key
+
+    committed = Path(__file__).resolve().parents[2] / "data" / "reference" / "lfw_outside_protocols.txt"
+    listed = [ln for ln in committed.read_text().splitlines() if not ln.startswith("#")]
+    names = listed[:3] + ["lfw/images/Nobody/Nobody_0001.jpg"]
+    reference = tmp_path / "reference.txt"
+    reference.write_text("# three LFW photos and a missing one\n\n" + "\n".join(names + names[:1]) + "\n")
+    dm = TripletDataModule(TRIPLETS, root=str(data_root), batch_size=4, max_train=8, max_val=4, augment=0.0,
+                           views=1, reference_images=str(reference), prep_workers=0, cache_dir=str(tmp_path / "cache"),
+                           preprocessing=DLIB)
+    dm.setup("fit")
+    assert dm.reference_chips.shape == (3, 150, 150, 3) and dm.reference_chips.dtype == np.uint8  # repeat listed once
+    bad = str(data_root / names[3])
+    assert set(dm.skipped) == {bad} and dm.skipped[bad]  # the missing image is recorded with its reason
+    assert "reference" not in dm.val_set[0]  # validation measures the triplets only
+    seen = set()
+    for _ in range(30):
+        item = dm.train_set[0]
+        r = int(item["reference_id"]) - REFERENCE_START
+        assert int(item["reference_id"]) == reference_key(r) and 0 <= r < 3
+        np.testing.assert_array_equal(item["reference"].numpy(), DLIB.normalize(dm.reference_chips[r])[0])
+        seen.add(r)
+    assert seen == {0, 1, 2}  # drawn at random per item
+    n = len(dm.chips)
+    others = set(range(n)) | {mirror_key(j) for j in range(n)} | {view_key(j, 0) for j in range(n)}
+    assert not {reference_key(r) for r in range(3)} & others
+
+
+@pytest.mark.parametrize("content, needle", [
+    (None, "cannot read it"),
+    ("# only a comment\n\n", "lists no image"),
+])
+def test_bad_reference_lists_fail_when_the_config_is_read(content, needle, data_root, tmp_path):
+    from perface.errors import SettingsError
+
+    path = tmp_path / "reference.txt"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SettingsError, match=f"data.reference_images: {path}.*{needle}"):
+        TripletDataModule(TRIPLETS, root=str(data_root), reference_images=str(path), preprocessing=DLIB)
+
+
+def test_reference_list_of_images_without_chips_fails_at_setup(data_root, tmp_path):
+    from perface.errors import SettingsError
+
+    path = tmp_path / "reference.txt"
+    path.write_text("lfw/images/Nobody/Nobody_0001.jpg\n")
+    dm = TripletDataModule(TRIPLETS, root=str(data_root), max_train=4, max_val=4, augment=0.0,
+                           reference_images=str(path), prep_workers=0, cache_dir=str(tmp_path / "cache"),
+                           preprocessing=DLIB)
+    with pytest.raises(SettingsError, match="none of the 1 images .* has a chip"):
+        dm.setup("fit")

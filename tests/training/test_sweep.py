@@ -50,6 +50,15 @@ def test_designed_trials_are_valid_train_arguments(sweep):
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "invariance_weight: 10.0" in res.stdout and "views: 2" in res.stdout
+    # reference images come with their weight; trials without it run without them
+    assert "--model.reference_weight=0.0" in plain and "--data.reference_images=null" in plain
+    args = sweep.overrides(sweep.suggest(optuna.trial.FixedTrial(sweep.design(2.0, margin=0.2, reference=2.0))))
+    assert f"--data.reference_images={sweep.REFERENCE}" in args and sweep.REFERENCE.is_file()
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), "fit", "--config",
+                          str(REPO / "configs" / "proxy_attributes.yaml"), *args, "--print_config"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "reference_weight: 2.0" in res.stdout and f"reference_images: {sweep.REFERENCE}" in res.stdout
 
 
 def test_lfw_dev_metrics(sweep):

@@ -146,7 +146,28 @@ def test_view_invariance_term(tmp_path, data_root, script):
     assert any(k >= VIEW_STRIDE for k in keys) and any(0 <= k < VIEW_STRIDE for k in keys)
 
 
+def test_reference_retention_term(tmp_path, data_root, script):
+    listed = (REPO / "data" / "reference" / "lfw_outside_protocols.txt").read_text().splitlines()
+    reference = tmp_path / "reference.txt"
+    reference.write_text("\n".join([ln for ln in listed if not ln.startswith("#")][:12]) + "\n")
+    main = script("train").main
+    cli = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
+                "--trainer.max_epochs=1", f"--trainer.logger.init_args.save_dir={tmp_path}", "--data.augment=0",
+                f"--data.reference_images={reference}", "--model.reference_weight=5", "--model.lr=1.0e-4"])
+    metrics = pd.read_csv(Path(cli.trainer.logger.log_dir) / "metrics.csv")
+    steps = metrics["train_reference_retention_step"].dropna().to_numpy()
+    assert steps[0] == pytest.approx(0, abs=1e-6)  # before the first update the model is the base model
+    epoch = metrics["train_reference_retention_epoch"].dropna().to_numpy()
+    assert len(epoch) == 1 and 0 < epoch[0] < 0.05  # the photos drift once training moves, and are held near
+    # their frozen features are cached under the reference keys, beside the training images'
+    from perface.training.triplet_dataset import REFERENCE_START
+
+    keys = list(cli.model._features)
+    assert any(REFERENCE_START <= k < REFERENCE_START + 12 for k in keys) and any(k >= 0 for k in keys)
+
+
 @pytest.mark.parametrize("option, needle", [
+    ("--model.reference_weight=1", "model.reference_weight needs reference images: set data.reference_images"),
     ("--model.invariance_weight=1", "model.invariance_weight needs augmented views of the training images: set data.views"),
     ("--data.face=centre", "face 'centre' is not a valid choice; use largest, center"),
     ("--data.detector=hog+haar", "detector 'hog+haar' is not known; use one of hog, cnn, hog+cnn"),
