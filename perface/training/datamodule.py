@@ -51,6 +51,8 @@ class TripletDataModule(pl.LightningDataModule):
             term: their embeddings are held at the base model's, e.g. in-the-wild photos of the kind identity is
             verified on (``data/reference/lfw_outside_protocols.txt``: LFW people in no pairs file). Images
             without a chip are listed in :attr:`skipped`, like training images.
+        reference_root: Folder the reference paths are relative to (default: ``root``), e.g. the folder
+            holding ``lfw/`` when ``root`` points at your own images.
         max_train: Use at most this many training triplets (seeded sample; for smoke runs).
         max_val: Likewise for validation.
         on_no_face: Policy for images where no face is detected (``whole-image`` for tight crops).
@@ -69,7 +71,8 @@ class TripletDataModule(pl.LightningDataModule):
 
     def __init__(self, train: str, val: str | None = None, root: str | None = None, batch_size: int = 64,
                  num_workers: int = 0, augment: float = 1.0, flip: float = 0.0, views: int = 0, view_strength: float = 2.0,
-                 reference_images: str | None = None, max_train: int | None = None,
+                 reference_images: str | None = None, reference_root: str | None = None,
+                 max_train: int | None = None,
                  max_val: int | None = None, on_no_face: str = "whole-image", detector: str = "hog+cnn",
                  upsample: int | str = AUTO, max_side: int = 1024, face: str | int = "largest", prep_workers: int = 2,
                  cache_dir: str | None = None,
@@ -86,6 +89,7 @@ class TripletDataModule(pl.LightningDataModule):
             raise SettingsError(f"data.views must be >= 0 and data.view_strength > 0, got {views} and {view_strength}")
         self.views, self.view_strength = int(views), float(view_strength)
         self.reference_file = reference_images
+        self.reference_root = self.root if reference_root is None else Path(reference_root)
         self.reference_paths = self._reference_images()  # read now: a bad list fails when the config is read
         self.reference_chips: np.ndarray | None = None
         self.max_train, self.max_val = max_train, max_val
@@ -154,7 +158,7 @@ class TripletDataModule(pl.LightningDataModule):
         if not names:
             raise SettingsError(f"data.reference_images: {self.reference_file} lists no image; give a text file of "
                                 "image paths relative to the data root, one per line")
-        return [str(self.root / n) for n in dict.fromkeys(names)]
+        return [str(self.reference_root / n) for n in dict.fromkeys(names)]
 
     def prepare_data(self) -> None:
         # Runs once per node (local rank 0): detection + alignment into the disk cache.
@@ -184,7 +188,8 @@ class TripletDataModule(pl.LightningDataModule):
             if not usable_reference:
                 raise SettingsError(f"data.reference_images: none of the {len(reference)} images of "
                                     f"{self.reference_file} has a chip (e.g. {reference[0]}: "
-                                    f"{self.skipped[reference[0]]}); check the paths against the data root {self.root}")
+                                    f"{self.skipped[reference[0]]}); check the paths against data.reference_root "
+                                    f"{self.reference_root}")
             self.reference_chips = np.stack([cache.load(p) for p in usable_reference])
         self.train_set = self._dataset(train, position, training=True)
         self.val_set = self._dataset(val, position, training=False)

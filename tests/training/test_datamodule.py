@@ -198,9 +198,9 @@ def test_reference_list_of_images_without_chips_fails_at_setup(data_root, tmp_pa
     from perface.errors import SettingsError
 
     path = tmp_path / "reference.txt"
-    path.write_text("lfw/images/Nobody/Nobody_0001.jpg\n")
+    path.write_text("lfw/images/Aaron_Pena/Aaron_Pena_0001.jpg\n")  # under data_root, not under tmp_path
     dm = TripletDataModule(TRIPLETS, root=str(data_root), max_train=4, max_val=4, augment=0.0,
-                           reference_images=str(path), prep_workers=0, cache_dir=str(tmp_path / "cache"),
-                           preprocessing=DLIB)
-    with pytest.raises(SettingsError, match="none of the 1 images .* has a chip"):
+                           reference_images=str(path), reference_root=str(tmp_path), prep_workers=0,
+                           cache_dir=str(tmp_path / "cache"), preprocessing=DLIB)
+    with pytest.raises(SettingsError, match=f"none of the 1 images .* has a chip .*data.reference_root {tmp_path}"):
         dm.setup("fit")

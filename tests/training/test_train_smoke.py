@@ -153,7 +153,8 @@ def test_reference_retention_term(tmp_path, data_root, script):
     main = script("train").main
     cli = main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
                 "--trainer.max_epochs=1", f"--trainer.logger.init_args.save_dir={tmp_path}", "--data.augment=0",
-                f"--data.reference_images={reference}", "--model.reference_weight=5", "--model.lr=1.0e-4"])
+                f"--data.reference_images={reference}", "--model.reference_weight=5", "--model.reference_batch=3",
+                "--model.lr=1.0e-4"])
     metrics = pd.read_csv(Path(cli.trainer.logger.log_dir) / "metrics.csv")
     steps = metrics["train_reference_retention_step"].dropna().to_numpy()
     assert steps[0] == pytest.approx(0, abs=1e-6)  # before the first update the model is the base model
@@ -163,7 +164,9 @@ def test_reference_retention_term(tmp_path, data_root, script):
     from perface.training.triplet_dataset import REFERENCE_START
 
     keys = list(cli.model._features)
-    assert any(REFERENCE_START <= k < REFERENCE_START + 12 for k in keys) and any(k >= 0 for k in keys)
+    reference = [k for k in keys if REFERENCE_START <= k < REFERENCE_START + 12]
+    assert reference and any(k >= 0 for k in keys)
+    assert len(reference) <= 3 * 3  # reference_batch: at most 3 of each step's (3 steps of 32 triplets) are used
 
 
 @pytest.mark.parametrize("option, needle", [
