@@ -46,7 +46,7 @@ class TripletDataModule(pl.LightningDataModule):
             the frozen-feature cache usable (K more cached versions per image).
         view_strength: Augmentation strength of the views.
         reference_images: Text file (relative to the working directory, like ``train``) of unlabelled
-            images, one path per line relative to ``root`` (``#`` comments and blank lines ignored). Each
+            images, one path per line relative to ``reference_root`` (``#`` comments and blank lines ignored). Each
             training triplet then carries one of them, drawn at random, for the module's ``reference_weight``
             term: their embeddings are held at the base model's, e.g. in-the-wild photos of the kind identity is
             verified on (``data/reference/lfw_outside_protocols.txt``: LFW people in no pairs file). Images
@@ -145,7 +145,7 @@ class TripletDataModule(pl.LightningDataModule):
         return [str(self.root / n) for n in names]
 
     def _reference_images(self) -> list[str]:
-        """The reference images' paths (under ``root``); none without ``reference_images``."""
+        """The reference images' paths (under ``reference_root``); none without ``reference_images``."""
         if not self.reference_file:
             return []
         try:
@@ -153,11 +153,11 @@ class TripletDataModule(pl.LightningDataModule):
         except (OSError, UnicodeDecodeError) as e:
             raise SettingsError(f"data.reference_images: {self.reference_file}: cannot read it "
                                 f"({getattr(e, 'strerror', None) or type(e).__name__}); give a text file of image "
-                                "paths relative to the data root, one per line") from None
+                                "paths relative to data.reference_root (default data.root), one per line") from None
         names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         if not names:
             raise SettingsError(f"data.reference_images: {self.reference_file} lists no image; give a text file of "
-                                "image paths relative to the data root, one per line")
+                                "image paths relative to data.reference_root (default data.root), one per line")
         return [str(self.reference_root / n) for n in dict.fromkeys(names)]
 
     def prepare_data(self) -> None:
