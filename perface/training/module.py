@@ -153,6 +153,9 @@ class PerFaceModule(pl.LightningModule):
         if self.hparams.reference_weight > 0 and getattr(dm, "reference_chips", None) is None:
             raise SettingsError("model.reference_weight needs reference images: set data.reference_images (e.g. "
                                 "data/reference/lfw_outside_protocols.txt)")
+        if self.hparams.reference_weight == 0 and getattr(dm, "reference_chips", None) is not None:
+            raise SettingsError("data.reference_images is set but model.reference_weight is 0: the photos would be "
+                                "drawn every step and never used; set data.reference_images to null, or give the weight")
 
     # --- forward ---------------------------------------------------------------------------------------
     def _embed(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:

@@ -169,6 +169,18 @@ def test_reference_retention_term(tmp_path, data_root, script):
     assert len(reference) <= 3 * 3  # reference_batch: at most 3 of each step's (3 steps of 32 triplets) are used
 
 
+def test_reference_images_without_their_weight_are_a_settings_error(tmp_path, data_root, script):
+    from perface.errors import SettingsError
+
+    listed = (REPO / "data" / "reference" / "lfw_outside_protocols.txt").read_text().splitlines()
+    reference = tmp_path / "reference.txt"
+    reference.write_text("\n".join([ln for ln in listed if not ln.startswith("#")][:2]) + "\n")
+    with pytest.raises(SettingsError, match="data.reference_images is set but model.reference_weight is 0"):
+        script("train").main(["fit", "--config", str(REPO / "configs" / "smoke.yaml"), f"--data.root={data_root}",
+                              "--trainer.max_epochs=1", f"--trainer.logger.init_args.save_dir={tmp_path}",
+                              f"--data.reference_images={reference}", "--model.reference_weight=0"])
+
+
 @pytest.mark.parametrize("option, needle", [
     ("--model.reference_weight=1", "model.reference_weight needs reference images: set data.reference_images"),
     ("--model.invariance_weight=1", "model.invariance_weight needs augmented views of the training images: set data.views"),
