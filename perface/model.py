@@ -43,21 +43,24 @@ def mirror(chips: torch.Tensor) -> torch.Tensor:
     return torch.flip(chips, dims=[3])
 
 
-def flip_sum(embed: Callable[[torch.Tensor, bool], torch.Tensor], chips: torch.Tensor) -> torch.Tensor:
-    """Flip test-time augmentation: ``embed(chips, False) + embed(mirror(chips), True)``.
+def flip_sum(embed: Callable[[torch.Tensor, bool], torch.Tensor], chips: torch.Tensor,
+             flip: Callable[[torch.Tensor], torch.Tensor] = mirror) -> torch.Tensor:
+    """Flip test-time augmentation: ``embed(chips, False) + embed(flip(chips), True)``.
 
     The one definition of ``flip_tta`` (:class:`PerFace` and training's validation both call it); the sum is
     taken before L2 normalisation.
 
     Args:
-        embed: ``(chips (N, 3, S, S), mirrored) -> (N, D)`` raw embeddings; ``mirrored`` tells it which
-            orientation it gets (training uses it to key its feature cache).
-        chips: (N, 3, S, S) float32 normalised chips.
+        embed: ``(chips, mirrored) -> (N, D)`` raw embeddings; ``mirrored`` tells it which orientation it
+            gets (training uses it to key its feature cache).
+        chips: (N, 3, S, S) float32 normalised chips, or any layout ``flip`` mirrors.
+        flip: Mirrors ``chips`` left-right (default :func:`mirror`, for (N, C, H, W); training passes uint8
+            (N, S, S, 3) chips with :func:`perface.training.triplet_dataset.mirror_chips`).
 
     Returns:
         (N, D) float32, not normalised.
     """
-    return embed(chips, False) + embed(mirror(chips), True)
+    return embed(chips, False) + embed(flip(chips), True)
 
 
 class PerFace(nn.Module, FaceEmbedder):

@@ -198,7 +198,6 @@ class LfwDev:
         self.index = {n: i for i, n in enumerate(names)}
         self.identity = np.array([n.split("/")[0] for n in names])
         self.chips = np.stack([cache.load(p) for p in paths])
-        self.preprocessing = preprocessing
 
     def embeddings(self, module, batch: int = 256) -> np.ndarray:
         import torch
@@ -207,9 +206,9 @@ class LfwDev:
         out = []
         with torch.no_grad():
             for i in range(0, len(self.chips), batch):
-                x = torch.from_numpy(self.preprocessing.normalize(self.chips[i:i + batch]))
-                ids = torch.arange(i, i + len(x)) + self.ID_OFFSET
-                out.append(module._embed(x, ids, use_cache=module.hparams.cache_frozen_features).numpy())
+                chips = torch.from_numpy(self.chips[i:i + batch])  # uint8, as the module's batches
+                ids = torch.arange(i, i + len(chips)) + self.ID_OFFSET
+                out.append(module._embed(chips, ids, use_cache=module.hparams.cache_frozen_features).numpy())
         return np.concatenate(out)
 
     def pair_scores(self, frame, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -209,7 +209,7 @@ class TripletDataModule(pl.LightningDataModule):
         if self.strata is not None:
             code = {name: i for i, name in enumerate(self.strata)}
             strata = frame["stratum"].map(lambda v: code.get(str(v), -1) if isinstance(v, str) else -1).to_numpy()[keep]
-        return TripletDataset(index[keep], p_a[keep], self.chips, self.preprocessing,
+        return TripletDataset(index[keep], p_a[keep], self.chips,
                               chip_augmentation(self.augment) if training and self.augment > 0 else None,
                               flip=self.flip if training else 0.0, strata=strata,
                               views=self.view_chips if training else None,

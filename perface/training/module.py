@@ -15,7 +15,7 @@ from perface.evaluation.agreement import triplet_credit
 from perface.model import PerFace, flip_sum
 from perface.training.losses import (INVARIANCES, RETENTIONS, SoftTripletLoss, embedding_retention, similarity_retention,
                                      view_invariance)
-from perface.training.triplet_dataset import mirror_key
+from perface.training.triplet_dataset import mirror_chips, mirror_key
 
 
 class PerFaceModule(pl.LightningModule):
@@ -158,30 +158,37 @@ class PerFaceModule(pl.LightningModule):
                                 "drawn every step and never used; set data.reference_images to null, or give the weight")
 
     # --- forward ---------------------------------------------------------------------------------------
-    def _embed(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
-        """(M, 3, S, S) chips with cache keys (M,) -> (M, D) L2-normalised embeddings.
+    def _inputs(self, chips: torch.Tensor) -> torch.Tensor:
+        """uint8 (M, S, S, 3) chips -> float32 (M, 3, S, S) network input on their device (the model's own
+        :meth:`Preprocessing.normalize`)."""
+        return torch.from_numpy(self.model.preprocessing.normalize(chips.cpu().numpy())).to(chips.device)
+
+    def _embed(self, chips: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        """uint8 (M, S, S, 3) chips with cache keys (M,) -> (M, D) L2-normalised embeddings.
 
         Training embeds the given orientation only; evaluation of a ``flip_tta`` model adds the mirror
         images' embeddings, as :meth:`PerFace.embed_tensor` does.
         """
-        def one(chips: torch.Tensor, mirrored: bool) -> torch.Tensor:
-            return self._embed_raw(chips, mirror_key(ids) if mirrored else ids, use_cache)
+        def one(c: torch.Tensor, mirrored: bool) -> torch.Tensor:
+            return self._embed_raw(c, mirror_key(ids) if mirrored else ids, use_cache)
 
-        z = flip_sum(one, images) if not self.training and self.model.flip_tta else one(images, False)
+        tta = not self.training and self.model.flip_tta
+        z = flip_sum(one, chips, flip=mirror_chips) if tta else one(chips, False)
         return self.model.normalize_embedding(z)
 
-    def _embed_raw(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
+    def _embed_raw(self, chips: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
         """One orientation, before normalisation, reusing cached frozen features (and, for a two-branch
-        model, the frozen identity branch's embeddings)."""
+        model, the frozen identity branch's embeddings). With the cache, only chips not seen before are
+        normalised and run through the frozen stages."""
         k = self.frozen_stages
         if k == 0 and self.model.perceptual is None:
-            return self.model.top(self.model.trunk(images, 0), 0, normalize=False)
+            return self.model.top(self.model.trunk(self._inputs(chips), 0), 0, normalize=False)
         if not use_cache:
             with torch.no_grad():
-                feats = self.model.trunk(images, k)
+                feats = self.model.trunk(self._inputs(chips), k)
                 identity = None if self.model.perceptual is None else self.model.identity_top(feats)
         else:
-            feats = self._cached(self._features, images, ids, lambda x: self.model.trunk(x, k))
+            feats = self._cached(self._features, chips, ids, lambda c: self.model.trunk(self._inputs(c), k))
             identity = None if self.model.perceptual is None else self._cached(
                 self._base, feats, ids, self.model.identity_top)
         if self.model.perceptual is None:
@@ -201,13 +208,16 @@ class PerFaceModule(pl.LightningModule):
                 store[id_list[i]] = f.to("cpu", copy=True)
         return torch.stack([store[j] for j in id_list]).to(inputs.device)
 
-    def _base_embeddings(self, images: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
-        """The untrained model's normalised embeddings of the chips (one network; cached per image when chips
-        are not augmented)."""
+    def _base_embeddings(self, chips: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
+        """The untrained model's normalised embeddings of uint8 (M, S, S, 3) chips (one network; cached per
+        image when chips are not augmented)."""
+        def compute(c: torch.Tensor) -> torch.Tensor:
+            return self.base_top.embed_tensor(self._inputs(c))
+
         if not use_cache:
             with torch.no_grad():
-                return self.base_top.embed_tensor(images)
-        return self._cached(self._base, images, ids, self.base_top.embed_tensor)
+                return compute(chips)
+        return self._cached(self._base, chips, ids, compute)
 
     def _learned_and_base(self, z: torch.Tensor, flat: torch.Tensor, ids: torch.Tensor,
                           use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,15 +235,16 @@ class PerFaceModule(pl.LightningModule):
         return (not training) or (dm is not None and getattr(dm, "augment", 1.0) == 0)
 
     def triplet_embeddings(self, batch: dict, training: bool):
-        """A batch of triplets -> (anchor, a, b) as (B, D) L2-normalised embeddings, and the (3B, 3, S, S) chips.
+        """A batch of triplets -> (anchor, a, b) as (B, D) L2-normalised embeddings, and the uint8
+        (3B, S, S, 3) chips.
 
         ``training=False`` embeds as validation does (a ``flip_tta`` model adds the mirror images; frozen
         features come from the cache); ``training=True`` as a training step does. Gradients flow unless the
         caller disables them.
         """
-        images = batch["images"]  # (B, 3, 3, S, S)
-        b = images.shape[0]
-        flat = images.flatten(0, 1)
+        chips = batch["chips"]  # uint8 (B, 3, S, S, 3)
+        b = chips.shape[0]
+        flat = chips.flatten(0, 1)
         z = self._embed(flat, batch["ids"].flatten(), self._use_feature_cache(training)).view(b, 3, -1)
         return z[:, 0], z[:, 1], z[:, 2], flat
 
@@ -265,8 +276,8 @@ class PerFaceModule(pl.LightningModule):
         if self.hparams.reference_weight > 0:
             use_cache = self._use_feature_cache(training=True)
             n = self.hparams.reference_batch
-            images, ids = batch["reference"][:n], batch["reference_id"][:n]
-            learned, base = self._learned_and_base(self._embed(images, ids, use_cache), images, ids, use_cache)
+            chips, ids = batch["reference"][:n], batch["reference_id"][:n]
+            learned, base = self._learned_and_base(self._embed(chips, ids, use_cache), chips, ids, use_cache)
             reference = embedding_retention(learned, base)
             self.log("train_reference_retention", reference, on_epoch=True, batch_size=len(anchor))
             loss = loss + self.hparams.reference_weight * reference

@@ -8,8 +8,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from perface.preprocessing import Preprocessing
-
 
 #: Keys of augmented views start here: view ``v`` of image ``j`` is ``j + (v + 1) * VIEW_STRIDE``.
 VIEW_STRIDE = 1 << 32
@@ -18,6 +16,11 @@ VIEW_STRIDE = 1 << 32
 def mirror_key(key):
     """Cache key of the mirror image of the chip with key ``key`` (an involution: ``-key - 1``)."""
     return -key - 1
+
+
+def mirror_chips(chips: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, S, S, 3) chips mirrored left-right (the width axis reversed), as the items' ``flip`` does."""
+    return torch.flip(chips, dims=[2])
 
 
 #: Keys of reference images (:class:`TripletDataset`'s ``reference``) start here: reference image ``r`` is
@@ -38,13 +41,16 @@ def view_key(index, view):
 
 
 class TripletDataset(Dataset):
-    """Items of a triplet table over an in-memory chip array.
+    """Items of a triplet table over an in-memory chip array, as uint8 chips.
+
+    Items stay uint8 (a quarter of float32's bytes to collate and move); the module normalises the chips it
+    runs through a network (:meth:`Preprocessing.normalize`), which with cached frozen features is only the
+    chips it has not seen yet.
 
     Args:
         index: int64 (T, 3) rows of (anchor, a, b) image indices into ``chips``.
         p_a: float32 (T,) share of judges who found ``a`` more similar to the anchor.
         chips: uint8 (N_images, S, S, 3) RGB chips.
-        preprocessing: Normalisation (the model's own: :meth:`Preprocessing.normalize`).
         augment: Optional callable ``image=uint8 chip -> {"image": chip}`` (albumentations), applied per image.
         flip: Probability of mirroring each image (drawn independently per image). Unlike ``augment`` this
             leaves only two versions of a chip, so the model can still cache features per version.
@@ -57,20 +63,19 @@ class TripletDataset(Dataset):
             of them, drawn at random, for the module's ``reference_weight`` term (its embedding is held at the
             base model's).
 
-    Each item is a dict: ``images`` float32 (3, 3, S, S) (anchor, a, b), ``ids`` int64 (3,) chip keys
+    Each item is a dict: ``chips`` uint8 (3, S, S, 3) RGB (anchor, a, b), ``ids`` int64 (3,) chip keys
     (the image index ``j``, or ``mirror_key(j) = -j - 1`` for its mirror image), ``p_a`` float32 scalar,
-    ``stratum`` int64 scalar when ``strata`` is given, and with ``views`` ``view`` float32 (3, S, S) and
-    ``view_id`` int64 scalar (:func:`view_key`), and with ``reference`` ``reference`` float32 (3, S, S) and
+    ``stratum`` int64 scalar when ``strata`` is given, and with ``views`` ``view`` uint8 (S, S, 3) and
+    ``view_id`` int64 scalar (:func:`view_key`), and with ``reference`` ``reference`` uint8 (S, S, 3) and
     ``reference_id`` int64 scalar (:func:`reference_key`).
     """
 
-    def __init__(self, index: np.ndarray, p_a: np.ndarray, chips: np.ndarray, preprocessing: Preprocessing,
-                 augment: Callable | None = None, flip: float = 0.0, strata: np.ndarray | None = None,
+    def __init__(self, index: np.ndarray, p_a: np.ndarray, chips: np.ndarray, augment: Callable | None = None,
+                 flip: float = 0.0, strata: np.ndarray | None = None,
                  views: np.ndarray | None = None, reference: np.ndarray | None = None):
         self.index = np.asarray(index, dtype=np.int64)
         self.p_a = np.asarray(p_a, dtype=np.float32)
         self.chips = chips
-        self.preprocessing = preprocessing
         self.augment = augment
         self.flip = float(flip)
         self.strata = None if strata is None else np.asarray(strata, dtype=np.int64)
@@ -85,20 +90,19 @@ class TripletDataset(Dataset):
         chips = [self.chips[j] for j in ids]
         if self.flip > 0:
             for k in np.flatnonzero(np.random.random(len(ids)) < self.flip):
-                chips[k] = chips[k][:, ::-1]
+                chips[k] = chips[k][:, ::-1]  # as mirror_chips
                 ids[k] = mirror_key(ids[k])
         if self.augment is not None:
             chips = [self.augment(image=c)["image"] for c in chips]
-        images = self.preprocessing.normalize(np.stack(chips))
-        item = {"images": torch.from_numpy(images), "ids": torch.from_numpy(ids), "p_a": torch.tensor(self.p_a[i])}
+        item = {"chips": torch.from_numpy(np.stack(chips)), "ids": torch.from_numpy(ids), "p_a": torch.tensor(self.p_a[i])}
         if self.strata is not None:
             item["stratum"] = torch.tensor(self.strata[i])
         if self.views is not None:
             j, v = int(self.index[i, 0]), int(np.random.randint(len(self.views)))
-            item["view"] = torch.from_numpy(self.preprocessing.normalize(self.views[v, j])[0])
+            item["view"] = torch.from_numpy(self.views[v, j])
             item["view_id"] = torch.tensor(view_key(j, v))
         if self.reference is not None:
             r = int(np.random.randint(len(self.reference)))
-            item["reference"] = torch.from_numpy(self.preprocessing.normalize(self.reference[r])[0])
+            item["reference"] = torch.from_numpy(self.reference[r])
             item["reference_id"] = torch.tensor(reference_key(r))
         return item

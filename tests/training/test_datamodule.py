@@ -27,11 +27,11 @@ def test_split_column_gives_disjoint_train_and_val(dm):
     assert not train_ids & val_ids  # the committed proxy split is disjoint by image
 
 
-def test_items_are_normalised_with_the_models_preprocessing(dm):
+def test_items_carry_the_cached_uint8_chips(dm):
     item = dm.val_set[0]
-    assert item["images"].shape == (3, 3, 150, 150) and item["images"].dtype == torch.float32
-    expected = DLIB.normalize(np.stack([dm.chips[j] for j in item["ids"].tolist()]))
-    np.testing.assert_array_equal(item["images"].numpy(), expected)  # val: no augmentation
+    assert item["chips"].shape == (3, 150, 150, 3) and item["chips"].dtype == torch.uint8
+    expected = np.stack([dm.chips[j] for j in item["ids"].tolist()])
+    np.testing.assert_array_equal(item["chips"].numpy(), expected)  # val: no augmentation
 
 
 def test_augmentation_is_drawn_per_image(dm):
@@ -42,7 +42,7 @@ def test_augmentation_is_drawn_per_image(dm):
     try:
         differ = 0
         for _ in range(10):
-            imgs = ds[0]["images"]
+            imgs = ds[0]["chips"]
             differ += int(not torch.equal(imgs[0], imgs[1]) or not torch.equal(imgs[1], imgs[2]))
         assert differ >= 8
     finally:
@@ -51,7 +51,7 @@ def test_augmentation_is_drawn_per_image(dm):
 
 def test_batches(dm):
     batch = next(iter(dm.train_dataloader()))
-    assert batch["images"].shape == (8, 3, 3, 150, 150) and batch["p_a"].shape == (8,)
+    assert batch["chips"].shape == (8, 3, 150, 150, 3) and batch["p_a"].shape == (8,)
 
 
 def test_file_without_split_needs_val(tmp_path, data_root):
@@ -64,17 +64,21 @@ def test_file_without_split_needs_val(tmp_path, data_root):
 
 
 def test_flip_mirrors_single_images_under_their_own_cache_key(dm):
-    from perface.training.triplet_dataset import TripletDataset, mirror_key
+    from perface.model import mirror
+    from perface.training.triplet_dataset import TripletDataset, mirror_chips, mirror_key
 
     ds = dm.train_set
-    always = TripletDataset(ds.index, ds.p_a, dm.chips, DLIB, flip=1.0)
-    never = TripletDataset(ds.index, ds.p_a, dm.chips, DLIB, flip=0.0)
+    always = TripletDataset(ds.index, ds.p_a, dm.chips, flip=1.0)
+    never = TripletDataset(ds.index, ds.p_a, dm.chips, flip=0.0)
     item, plain = always[0], never[0]
     assert item["ids"].tolist() == [mirror_key(j) for j in ds.index[0].tolist()] and all(k < 0 for k in item["ids"])
-    torch.testing.assert_close(item["images"], torch.flip(plain["images"], dims=[3]))
+    torch.testing.assert_close(item["chips"], mirror_chips(plain["chips"]))
+    # mirroring the uint8 chips is mirroring the network input (inference's flip TTA)
+    np.testing.assert_array_equal(DLIB.normalize(item["chips"].numpy()),
+                                  mirror(torch.from_numpy(DLIB.normalize(plain["chips"].numpy()))).numpy())
     assert plain["ids"].tolist() == ds.index[0].tolist()
     assert mirror_key(mirror_key(5)) == 5
-    half = TripletDataset(ds.index, ds.p_a, dm.chips, DLIB, flip=0.5)
+    half = TripletDataset(ds.index, ds.p_a, dm.chips, flip=0.5)
     keys = np.concatenate([half[i]["ids"].numpy() for i in range(len(ds)) for _ in range(4)])
     assert 0.35 < (keys < 0).mean() < 0.65  # drawn per image
 
@@ -92,7 +96,7 @@ def test_flip_draws_differ_between_dataloader_workers(dm):
     from perface.training.triplet_dataset import TripletDataset
 
     ds = dm.train_set
-    same = TripletDataset(ds.index[[0] * 16], ds.p_a[[0] * 16], dm.chips, DLIB, flip=0.5)
+    same = TripletDataset(ds.index[[0] * 16], ds.p_a[[0] * 16], dm.chips, flip=0.5)
     batches = list(DataLoader(same, batch_size=8, num_workers=2))  # one batch from each worker
     keys = [b["ids"].numpy() for b in batches]
     assert len(keys) == 2 and not np.array_equal(keys[0], keys[1])
@@ -136,7 +140,7 @@ def test_views_are_fixed_augmented_copies_of_the_anchor_under_their_own_keys(dat
         anchor = int(dm.train_set.index[0, 0])
         v = int(item["view_id"]) // (1 << 32) - 1
         assert int(item["view_id"]) == view_key(anchor, v) and v in (0, 1)
-        np.testing.assert_array_equal(item["view"].numpy(), DLIB.normalize(dm.view_chips[v, anchor])[0])
+        np.testing.assert_array_equal(item["view"].numpy(), dm.view_chips[v, anchor])
         seen.add(v)
     assert seen == {0, 1}
     keys = {view_key(j, v) for j in range(len(dm.chips)) for v in range(2)}
@@ -172,7 +176,7 @@ def test_reference_images_ride_with_training_triplets_under_their_own_keys(data_
         item = dm.train_set[0]
         r = int(item["reference_id"]) - REFERENCE_START
         assert int(item["reference_id"]) == reference_key(r) and 0 <= r < 3
-        np.testing.assert_array_equal(item["reference"].numpy(), DLIB.normalize(dm.reference_chips[r])[0])
+        np.testing.assert_array_equal(item["reference"].numpy(), dm.reference_chips[r])
         seen.add(r)
     assert seen == {0, 1, 2}  # drawn at random per item
     n = len(dm.chips)

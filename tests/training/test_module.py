@@ -10,25 +10,52 @@ from perface.training.triplet_dataset import mirror_key
 
 
 def _chips(model, lfw, n=3):
+    """uint8 (n, S, S, 3) chips of real photos, as the training batches carry them."""
     files = sorted((lfw / "images" / "Colin_Powell").iterdir())[:n]
-    return torch.from_numpy(model.preprocessing.normalize(np.stack([model.faces(f)[0].chip for f in files])))
+    return torch.from_numpy(np.stack([model.faces(f)[0].chip for f in files]))
+
+
+def _normalized(model, chips):
+    return torch.from_numpy(model.preprocessing.normalize(chips.numpy()))
 
 
 def test_cached_validation_embeddings_match_inference_with_flip_tta(lfw):
     module = PerFaceModule(trainable_stages=2, flip_tta=True, identity_weight=1.0).eval()
-    x = _chips(module.model, lfw)
+    chips = _chips(module.model, lfw)
+    x = _normalized(module.model, chips)
     ids = torch.arange(len(x))
     with torch.no_grad():
         expected = module.model.embed_tensor(x)
-        torch.testing.assert_close(module._embed(x, ids, use_cache=True), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(module._embed(chips, ids, use_cache=True), expected, atol=1e-5, rtol=0)
         assert set(module._features) == {0, 1, 2, mirror_key(0), mirror_key(1), mirror_key(2)}
-        torch.testing.assert_close(module._embed(x, ids, use_cache=True), expected, atol=1e-5, rtol=0)  # from cache
-        torch.testing.assert_close(module._embed(x, ids, use_cache=False), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(module._embed(chips, ids, use_cache=True), expected, atol=1e-5, rtol=0)  # cached
+        torch.testing.assert_close(module._embed(chips, ids, use_cache=False), expected, atol=1e-5, rtol=0)
     module.train()
     with torch.no_grad():
-        one_side = module._embed(x, ids, use_cache=True)  # training embeds the orientation it is given
+        one_side = module._embed(chips, ids, use_cache=True)  # training embeds the orientation it is given
         torch.testing.assert_close(one_side, module.base_top.embed_tensor(x), atol=1e-5, rtol=0)
     assert not module.base_top.flip_tta and module.model.flip_tta
+
+
+def test_cached_training_steps_normalise_only_chips_not_seen_before(lfw, monkeypatch):
+    """Batches carry uint8 chips; with cached frozen features (and base embeddings) a chip is normalised
+    once per orientation, the first time it is embedded."""
+    module = PerFaceModule(trainable_stages=2, identity_weight=1.0)
+    chips = _chips(module.model, lfw)
+    ids = torch.arange(len(chips))
+    normalized = []
+    inputs = module._inputs
+    monkeypatch.setattr(module, "_inputs", lambda c: normalized.append(len(c)) or inputs(c))
+    with torch.no_grad():
+        module._embed(chips[:2], ids[:2], use_cache=True)
+        module._base_embeddings(chips[:2], ids[:2], use_cache=True)
+        assert normalized == [2, 2]  # the frozen stages, then the base model
+        z = module._embed(chips, ids, use_cache=True)
+        base = module._base_embeddings(chips, ids, use_cache=True)
+        assert normalized == [2, 2, 1, 1]  # only the new chip
+        module._embed(chips, ids, use_cache=False)
+        assert normalized == [2, 2, 1, 1, 3]  # no cache: every chip
+    torch.testing.assert_close(z, base, atol=1e-5, rtol=0)  # untrained: the base model's embeddings
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
@@ -38,13 +65,13 @@ def test_validation_credit_is_evaluations_triplet_credit(lfw):
     from perface.evaluation.agreement import triplet_credit
 
     module = PerFaceModule(trainable_stages=1).eval()
-    x = _chips(module.model, lfw, n=3)
+    chips = _chips(module.model, lfw, n=3)
     order = torch.tensor([[0, 1, 2], [1, 0, 2], [2, 0, 1], [0, 1, 1]])  # last triplet: a == b, a tie
     p_a = torch.tensor([0.8, 0.3, 1.0, 0.9])
-    batch = {"images": x[order], "ids": order, "p_a": p_a}
+    batch = {"chips": chips[order], "ids": order, "p_a": p_a}
     with torch.no_grad():
         module.validation_step(batch, 0)
-        z = module.model.embed_tensor(x)[order]
+        z = module.model.embed_tensor(_normalized(module.model, chips))[order]
     sim_a, sim_b = (z[:, 0] * z[:, 1]).sum(1).numpy(), (z[:, 0] * z[:, 2]).sum(1).numpy()
     soft = triplet_credit(sim_a, sim_b, p_a.numpy())
     hard = triplet_credit(sim_a, sim_b, (p_a.numpy() >= 0.5).astype(float))
@@ -75,7 +102,8 @@ def test_two_branch_module_trains_only_the_perceptual_branch_and_caches_the_iden
     assert trainable and all(k.startswith("perceptual.net.stages.") or k == "perceptual.net.fc.weight" for k in trainable)
     assert not any(k.endswith(("affine1.weight", "affine2.weight")) for k in trainable)  # freeze_affine
     assert module.frozen_stages == 3 and module.base_top is None  # the identity branch is the base model
-    x = _chips(model, lfw)
+    chips = _chips(model, lfw)
+    x = _normalized(model, chips)
     ids = torch.arange(len(x))
     module.eval()
     with torch.no_grad():
@@ -83,12 +111,12 @@ def test_two_branch_module_trains_only_the_perceptual_branch_and_caches_the_iden
         for p in model.perceptual.parameters():
             p.add_(0.05 * p.abs().mean() * torch.randn(p.shape, generator=g))
         expected = model.embed_tensor(x)
-        torch.testing.assert_close(module._embed(x, ids, use_cache=True), expected, atol=1e-5, rtol=0)
-        torch.testing.assert_close(module._embed(x, ids, use_cache=True), expected, atol=1e-5, rtol=0)  # from cache
+        torch.testing.assert_close(module._embed(chips, ids, use_cache=True), expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(module._embed(chips, ids, use_cache=True), expected, atol=1e-5, rtol=0)  # cached
         assert set(module._base) == set(module._features) == {0, 1, 2, mirror_key(0), mirror_key(1), mirror_key(2)}
     module.train()
-    z = module._embed(x, ids, use_cache=True)  # one orientation, with gradients into the branch only
-    learned, base = module._learned_and_base(z, x, ids, use_cache=True)
+    z = module._embed(chips, ids, use_cache=True)  # one orientation, with gradients into the branch only
+    learned, base = module._learned_and_base(z, chips, ids, use_cache=True)
     with torch.no_grad():
         reference = PerFaceModule(trainable_stages=2).model  # the untouched base model, one orientation
         torch.testing.assert_close(base, reference.embed_tensor(x), atol=1e-5, rtol=0)
