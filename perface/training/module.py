@@ -198,7 +198,7 @@ class PerFaceModule(pl.LightningModule):
     @staticmethod
     def _cached(store: dict, inputs: torch.Tensor, ids: torch.Tensor, compute) -> torch.Tensor:
         """``compute(inputs)`` (without gradients) row by row from ``store`` keyed by chip id; rows not in the
-        store are computed and kept (on the CPU)."""
+        store are computed and kept (on the CPU). ``compute`` may be None when every row is stored."""
         id_list = ids.tolist()
         missing = [i for i, j in enumerate(id_list) if j not in store]
         if missing:
@@ -210,14 +210,18 @@ class PerFaceModule(pl.LightningModule):
 
     def _base_embeddings(self, chips: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
         """The untrained model's normalised embeddings of uint8 (M, S, S, 3) chips (one network; cached per
-        image when chips are not augmented)."""
-        def compute(c: torch.Tensor) -> torch.Tensor:
-            return self.base_top.embed_tensor(self._inputs(c))
-
+        image when chips are not augmented). The frozen stages are the base model's own, so with the cache its
+        embedding is its top on the cached features: the frozen stages run once per chip, not twice."""
         if not use_cache:
             with torch.no_grad():
-                return compute(chips)
-        return self._cached(self._base, chips, ids, compute)
+                return self.base_top.embed_tensor(self._inputs(chips))
+        k = self.frozen_stages
+        missing = [i for i, j in enumerate(ids.tolist()) if j not in self._base]
+        if missing:  # only these rows' features are needed (from the cache, or computed into it)
+            feats = self._cached(self._features, chips[missing], ids[missing],
+                                 lambda c: self.model.trunk(self._inputs(c), k))
+            self._cached(self._base, feats, ids[missing], lambda f: self.base_top.top(f, k))
+        return self._cached(self._base, chips, ids, None)
 
     def _learned_and_base(self, z: torch.Tensor, flat: torch.Tensor, ids: torch.Tensor,
                           use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:
