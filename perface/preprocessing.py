@@ -215,6 +215,22 @@ class Preprocessing:
         np.divide(out, std, out=out)
         return out
 
+    def normalize_tensor(self, chips):
+        """:meth:`normalize` for a torch tensor, on its device (bit-identical; no torch import here).
+
+        Args:
+            chips: uint8 tensor (N, size, size, 3) RGB, on any device.
+
+        Returns:
+            float32 tensor (N, 3, size, size) on the same device: ``(pixel - mean) / std`` per channel.
+        """
+        if chips.ndim != 4 or chips.shape[-1] != 3:
+            raise ValueError(f"chips must be (N, H, W, 3) RGB, got shape {tuple(chips.shape)}")
+        x = chips.permute(0, 3, 1, 2).contiguous().float()
+        mean = x.new_tensor(self.mean).view(1, 3, 1, 1)
+        std = x.new_tensor(self.std).view(1, 3, 1, 1)
+        return x.sub_(mean).div_(std)
+
     def to_dict(self) -> dict:
         """Plain-JSON form (lists instead of tuples)."""
         d = asdict(self)

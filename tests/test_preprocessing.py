@@ -1,7 +1,8 @@
-"""Preprocessing.normalize: the one normalisation of chips into network input."""
+"""Preprocessing.normalize (numpy) and normalize_tensor (torch): the one normalisation of chips into network input."""
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from perface.preprocessing import ARCFACE, DLIB
@@ -20,3 +21,8 @@ def test_normalize_is_per_channel_mean_and_std_in_channel_first_layout(prep, lfw
     np.testing.assert_array_equal(prep.normalize(chips[1]), out[1:])  # a single chip is a batch of one
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\) RGB"):
         prep.normalize(chips[..., :2])
+    tensor = prep.normalize_tensor(torch.from_numpy(chips))  # training normalises batches where they are
+    assert tensor.dtype == torch.float32 and tensor.is_contiguous()
+    np.testing.assert_array_equal(tensor.numpy(), out)  # the same arithmetic, bit for bit
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\) RGB"):
+        prep.normalize_tensor(torch.from_numpy(chips[0]))

@@ -159,9 +159,9 @@ class PerFaceModule(pl.LightningModule):
 
     # --- forward ---------------------------------------------------------------------------------------
     def _inputs(self, chips: torch.Tensor) -> torch.Tensor:
-        """uint8 (M, S, S, 3) chips -> float32 (M, 3, S, S) network input on their device (the model's own
-        :meth:`Preprocessing.normalize`)."""
-        return torch.from_numpy(self.model.preprocessing.normalize(chips.cpu().numpy())).to(chips.device)
+        """uint8 (M, S, S, 3) chips -> float32 (M, 3, S, S) network input, on the chips' device (the model's
+        own preprocessing: :meth:`Preprocessing.normalize_tensor`)."""
+        return self.model.preprocessing.normalize_tensor(chips)
 
     def _embed(self, chips: torch.Tensor, ids: torch.Tensor, use_cache: bool) -> torch.Tensor:
         """uint8 (M, S, S, 3) chips with cache keys (M,) -> (M, D) L2-normalised embeddings.
