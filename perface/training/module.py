@@ -198,7 +198,7 @@ class PerFaceModule(pl.LightningModule):
     @staticmethod
     def _cached(store: dict, inputs: torch.Tensor, ids: torch.Tensor, compute) -> torch.Tensor:
         """``compute(inputs)`` (without gradients) row by row from ``store`` keyed by chip id; rows not in the
-        store are computed and kept (on the CPU). ``compute`` may be None when every row is stored."""
+        store are computed and kept (on the CPU)."""
         id_list = ids.tolist()
         missing = [i for i, j in enumerate(id_list) if j not in store]
         if missing:
@@ -216,12 +216,8 @@ class PerFaceModule(pl.LightningModule):
             with torch.no_grad():
                 return self.base_top.embed_tensor(self._inputs(chips))
         k = self.frozen_stages
-        missing = [i for i, j in enumerate(ids.tolist()) if j not in self._base]
-        if missing:  # only these rows' features are needed (from the cache, or computed into it)
-            feats = self._cached(self._features, chips[missing], ids[missing],
-                                 lambda c: self.model.trunk(self._inputs(c), k))
-            self._cached(self._base, feats, ids[missing], lambda f: self.base_top.top(f, k))
-        return self._cached(self._base, chips, ids, None)
+        feats = self._cached(self._features, chips, ids, lambda c: self.model.trunk(self._inputs(c), k))
+        return self._cached(self._base, feats, ids, lambda f: self.base_top.top(f, k))
 
     def _learned_and_base(self, z: torch.Tensor, flat: torch.Tensor, ids: torch.Tensor,
                           use_cache: bool) -> tuple[torch.Tensor, torch.Tensor]:

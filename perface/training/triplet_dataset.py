@@ -44,7 +44,7 @@ class TripletDataset(Dataset):
     """Items of a triplet table over an in-memory chip array, as uint8 chips.
 
     Items stay uint8 (a quarter of float32's bytes to collate and move); the module normalises the chips it
-    runs through a network (:meth:`Preprocessing.normalize`), which with cached frozen features is only the
+    runs through a network (:meth:`Preprocessing.normalize_tensor`), which with cached frozen features is only the
     chips it has not seen yet.
 
     Args:
